@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The end-to-end demo: sample events → RabbitMQ → worker → embedded CRM → a table of what it wrote.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+
+export WINBACK_LOCAL_CRM_PATH=.demo/crm.sqlite3
+export WINBACK_EXCHANGE=winback.demo.events
+export WINBACK_QUEUE=winback.demo.events
+export WINBACK_PARKING_QUEUE=winback.demo.parked
+export WINBACK_DEAD_LETTER_EXCHANGE=winback.demo.dlx
+export WINBACK_RETRY_DELAYS='[1, 2]'
+export WINBACK_RULES=config/rules.yaml
+export WINBACK_LOG_FORMAT=json
+
+rm -rf .demo && mkdir -p .demo
+echo "== 1. Publishing the sample events (config/samples/) with publisher confirms"
+"$bin/winback" publish config/samples/0*.json
+echo
+echo "== 2. Running the worker until the queue is drained"
+"$bin/winback" run --exit-when-idle 1.5 2> .demo/worker.log || { cat .demo/worker.log; exit 1; }
+echo "   $(grep -c '"event_handled"' .demo/worker.log) events handled, $(grep -c '"event_parked"' .demo/worker.log || true) parked (JSON log: .demo/worker.log)"
+echo
+echo "== 3. What the worker wrote into the embedded CRM ($WINBACK_LOCAL_CRM_PATH)"
+COLUMNS=${COLUMNS:-160} "$bin/winback" crm list
