@@ -1,0 +1,152 @@
+"""CRM actions: the frozen values handlers return and CRM adapters write, each with its own key.
+
+Every action that creates a record carries a deterministic ``key`` derived from the plan and the
+event, so a redelivered or replayed event writes the same key and never a second record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from handlers.plan import Plan
+
+Priority = Literal["low", "normal", "high"]
+
+# Task kinds that reach out to the customer: counted against the contact budget and suppressed by
+# do-not-contact or a closed plan. The rest are internal work for the owner or other teams.
+OUTREACH_KINDS: frozenset[str] = frozenset(
+    {"discovery", "outreach", "offer", "survey", "apology", "check_in"}
+)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which event and which rule, under which rules version, caused an action."""
+
+    event_id: str
+    rule_id: str
+    rules_version: str
+
+
+@dataclass(frozen=True)
+class CreateTask:
+    key: str
+    plan_key: str
+    account_id: str
+    kind: str
+    subject: str
+    description: str
+    owner_id: str | None
+    due_at: datetime
+    priority: Priority
+    provenance: Provenance
+    contact_id: str | None = None
+    reminder_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DraftEmail:
+    """An email for the owner to review and send; the worker never sends it."""
+
+    key: str
+    plan_key: str
+    account_id: str
+    kind: str
+    subject: str
+    body_html: str
+    body_text: str
+    owner_id: str | None
+    provenance: Provenance
+    to_address: str | None = None
+    contact_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleCheckIn:
+    key: str
+    plan_key: str
+    account_id: str
+    slot: int
+    start_at: datetime
+    duration_minutes: int
+    subject: str
+    description: str
+    owner_id: str | None
+    provenance: Provenance
+    contact_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SetCheckInStatus:
+    """Mark scheduled check-ins ``done`` (the meeting took place) or ``cancelled`` (plan closed)."""
+
+    plan_key: str
+    account_id: str
+    keys: tuple[str, ...]
+    status: Literal["done", "cancelled"]
+    reason: str
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class AddToCampaign:
+    """Route a low-value lapse to a survey: campaign membership in Salesforce, a row locally."""
+
+    key: str
+    plan_key: str
+    account_id: str
+    campaign_id: str
+    contact_id: str | None
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class PublishEvent:
+    """An event for other systems, published on the exchange after the CRM writes commit."""
+
+    key: str
+    routing_key: str
+    payload: dict[str, Any]
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class SavePlan:
+    """Store the plan at ``plan.revision``; refused (PlanConflictError) unless the stored plan is
+    still at the revision before it, i.e. nobody saved it since it was read."""
+
+    plan: Plan
+
+
+def revision_marker(plan: Plan) -> str:
+    """The ledger entry that claims a plan revision: the second claim of the same one fails."""
+    return f"plan-revision:{plan.key}@{plan.revision}"
+
+
+REVISION_MARKER_TYPE = "winback.plan.revision"
+
+
+Action = (
+    CreateTask | DraftEmail | ScheduleCheckIn | SetCheckInStatus | AddToCampaign | PublishEvent
+    | SavePlan
+)
+
+
+@dataclass(frozen=True)
+class EventChange:
+    """Everything one event writes; adapters apply it atomically or not at all."""
+
+    event_id: str
+    event_type: str
+    account_id: str
+    actions: tuple[Action, ...] = field(default_factory=tuple)
+
+    @property
+    def writes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if not isinstance(a, PublishEvent))
+
+    @property
+    def publishes(self) -> tuple[PublishEvent, ...]:
+        return tuple(a for a in self.actions if isinstance(a, PublishEvent))

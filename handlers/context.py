@@ -1,0 +1,194 @@
+"""What rules and templates may name for an event: the one catalogue, and the contexts built from it.
+
+``condition_fields`` and ``template_variables`` are what ``winback rules check`` validates rules and
+templates against; ``condition_context`` and ``template_context`` build exactly those names, so the
+checker and the handlers can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from handlers.errors import UnknownEventTypeError
+from handlers.events import COMPLAINT, DATA_MODELS, LAPSED, MEETING, Event
+from handlers.plan import Plan
+from handlers.rules.model import RuleSettings
+
+# Plan fields rules test as ``plan.<name>`` and templates read as ``plan.<name>``. Nested records
+# (history, contacts, suppressions, meetings, check-ins) stay out: rules test their summaries below.
+PLAN_FIELDS: tuple[str, ...] = (
+    "key", "seq", "stage", "opened_at", "account_name", "owner_id", "contact_id", "contact_name",
+    "contact_email", "annual_value", "currency", "do_not_contact", "approach", "lapse_reason",
+    "desired_result", "current_beliefs", "target_beliefs", "new_experiences", "feedback",
+    "discovery", "apology", "complaints", "checkins_without_movement", "outcome", "closed_at",
+    "closing_reason",
+)
+# Summaries of the plan's records, computed here so rules never need to count.
+PLAN_SUMMARIES: tuple[str, ...] = (
+    "is_open", "checkins_done", "checkins_pending", "last_sentiment", "last_movement",
+    "complaint_count", "meeting_count",
+)
+PLAN_NAMES: tuple[str, ...] = PLAN_FIELDS + PLAN_SUMMARIES
+
+# Facts about the event the handler works out from the plan before the rules run.
+DERIVED: Mapping[str, tuple[str, ...]] = {
+    LAPSED: ("plan_reused",),
+    COMPLAINT: ("repeat_complaint",),
+    MEETING: ("movement", "previous_sentiment", "added_experiences"),
+}
+
+# Template names every event has: who and what, resolved from the event and then the plan.
+RESOLVED: tuple[str, ...] = (
+    "account_id", "account_name", "owner_id", "contact_id", "contact_name", "contact_email",
+)
+COMMON: tuple[str, ...] = (
+    "event", "event_id", "event_type", "event_time", "now", "plan", "settings", "sla_minutes",
+)
+# Set only while one action's texts are rendered, and which depends on the text: each kind below
+# is what ``handlers.realise`` renders a text with, and what the lint checks that text against.
+TextKind = Literal["message", "task", "task_per_item", "offer_task", "check_in"]
+TEXT_VARIABLES: Mapping[TextKind, frozenset[str]] = {
+    "message": frozenset(),  # the apology draft and its subject, a close reason, published fields
+    "task": frozenset({"due_at"}),  # any task's subject, description and template
+    "task_per_item": frozenset({"due_at", "item"}),  # create_task with for_each: one per item
+    "offer_task": frozenset({"due_at", "offer"}),
+    "check_in": frozenset({"due_at", "checkin"}),  # due_at is the check-in's start
+}
+# Where each is set, for the hint when a text uses one its action does not set.
+PER_ACTION: Mapping[str, str] = {
+    "due_at": "the texts of tasks and check-ins",
+    "offer": "the texts of an offer",
+    "item": "the texts of a create_task with for_each",
+    "checkin": "the texts of schedule_checkins",
+}
+
+
+def full_type(event_type: str) -> str:
+    """``customer.lapsed`` or ``crm.customer.lapsed`` → ``crm.customer.lapsed``."""
+    if event_type in DATA_MODELS:
+        return event_type
+    if f"crm.{event_type}" in DATA_MODELS:
+        return f"crm.{event_type}"
+    raise UnknownEventTypeError(f"unknown event type {event_type!r}")
+
+
+def _data_fields(event_type: str) -> tuple[str, ...]:
+    return tuple(DATA_MODELS[full_type(event_type)].model_fields)
+
+
+def condition_fields(event_type: str) -> frozenset[str]:
+    """Every name a rule's ``when`` may test for ``event_type``."""
+    kind = full_type(event_type)
+    return frozenset(
+        (*_data_fields(kind), *DERIVED[kind], *(f"plan.{name}" for name in PLAN_NAMES))
+    )
+
+
+def template_variables(event_type: str, text: TextKind = "message") -> frozenset[str]:
+    """Every top-level variable a ``text`` template may use for ``event_type``.
+
+    The default, ``message``, is what every text has: the event's variables and nothing per action.
+    """
+    kind = full_type(event_type)
+    return frozenset((*_data_fields(kind), *DERIVED[kind], *RESOLVED, *COMMON,
+                      *TEXT_VARIABLES[text]))
+
+
+def per_action(text: TextKind, **values: Any) -> dict[str, Any]:
+    """``values``, which must be exactly the per-action variables of a ``text`` template."""
+    if set(values) != TEXT_VARIABLES[text]:
+        # The realiser and the catalogue disagree: a bug, caught by the first test that renders it.
+        raise ValueError(f"a {text} text gets {sorted(TEXT_VARIABLES[text])}, got {sorted(values)}")
+    return values
+
+
+def plan_view(plan: Plan) -> dict[str, Any]:
+    """The plan as plain values under ``PLAN_NAMES``: tuples become lists, records summaries."""
+    view: dict[str, Any] = {}
+    for name in PLAN_FIELDS:
+        value = getattr(plan, name)
+        view[name] = list(value) if isinstance(value, tuple) else value
+    meetings_with_movement = [m.movement for m in plan.meetings if m.movement is not None]
+    view.update(
+        is_open=plan.is_open,
+        checkins_done=plan.checkins_done,
+        checkins_pending=len(plan.pending_checkins),
+        last_sentiment=plan.last_sentiment,
+        last_movement=meetings_with_movement[-1] if meetings_with_movement else None,
+        complaint_count=len(plan.complaints),
+        meeting_count=len(plan.meetings),
+    )
+    return view
+
+
+def _check_derived(event: Event, derived: Mapping[str, Any]) -> None:
+    expected = set(DERIVED[event.type])
+    if set(derived) != expected:
+        # A handler and the catalogue disagree: a bug, caught by the first unit test that runs it.
+        raise ValueError(f"{event.type} derives {sorted(expected)}, got {sorted(derived)}")
+
+
+def _blank_to_none(value: Any) -> Any:
+    # An empty list counts as missing, so ``exists: true`` means "has at least one".
+    return None if isinstance(value, list | tuple) and not value else value
+
+
+def condition_context(event: Event, plan: Plan, derived: Mapping[str, Any]) -> dict[str, Any]:
+    """Event data fields (extra CRM fields too), derived facts, and ``plan.<name>``."""
+    _check_derived(event, derived)
+    context = {k: _blank_to_none(v) for k, v in event.data.model_dump().items()}
+    context.update({k: _blank_to_none(v) for k, v in derived.items()})
+    context.update({f"plan.{k}": _blank_to_none(v) for k, v in plan_view(plan).items()})
+    return context
+
+
+def _resolved(event: Event, plan: Plan) -> dict[str, Any]:
+    data = event.data.model_dump()
+    values = {name: data.get(name) or getattr(plan, name, None) for name in RESOLVED}
+    # Templates always have a name to show, even for a meeting whose event carries none.
+    values["account_name"] = values["account_name"] or plan.account_id
+    return values
+
+
+def template_context(
+    event: Event,
+    plan: Plan,
+    settings: RuleSettings,
+    now: datetime,
+    derived: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Top-level variables every text has: exactly ``template_variables(event.type)``.
+
+    The realiser adds each text's ``per_action`` variables, so none is there where it means nothing.
+    """
+    _check_derived(event, derived)
+    data = event.data.model_dump()
+    declared = {name: data[name] for name in DATA_MODELS[event.type].model_fields}
+    return {
+        **declared,
+        **derived,
+        **_resolved(event, plan),
+        "event": data,
+        "event_id": event.id,
+        "event_type": event.type,
+        "event_time": event.time,
+        "now": now,
+        "plan": plan_view(plan),
+        "settings": settings.model_dump(),
+        "sla_minutes": settings.sla_minutes,
+    }
+
+
+def anchor_time(event: Event, now: datetime) -> datetime:
+    """When the event happened for the customer: due dates, contacts and the budget count from it.
+
+    A complaint's SLA runs from ``logged_at`` and a meeting's follow-ups from ``held_at``, so a
+    late or replayed delivery produces the same dates; otherwise the event's time, then ``now``.
+    """
+    for name in ("logged_at", "held_at"):
+        moment = getattr(event.data, name, None)
+        if isinstance(moment, datetime):
+            return moment
+    return event.time or now

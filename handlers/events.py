@@ -1,0 +1,196 @@
+"""The event contract: CloudEvents 1.0 structured JSON with typed ``data`` per event type."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from handlers.errors import InvalidEventError, UnknownEventTypeError
+
+LAPSED = "crm.customer.lapsed"
+COMPLAINT = "crm.complaint.logged"
+MEETING = "crm.meeting.held"
+EVENT_TYPES = (LAPSED, COMPLAINT, MEETING)
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Text = Annotated[str, StringConstraints(max_length=32_000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class _Data(BaseModel):
+    # Extra fields are allowed so the CRM can send more than we use; they are kept, not lost.
+    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=False)
+
+
+class LapsedData(_Data):
+    """``crm.customer.lapsed``: an account stopped buying."""
+
+    account_id: Id
+    account_name: ShortText = Field(min_length=1)
+    lapsed_at: date
+    contact_id: Id | None = None
+    contact_name: ShortText | None = None
+    contact_email: EmailStr | None = None
+    owner_id: Id | None = None
+    annual_value: float | None = Field(default=None, ge=0)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    segment: ShortText | None = None
+    reason: Text | None = None
+    competitor: ShortText | None = None
+    do_not_contact: bool = False
+
+
+class ComplaintData(_Data):
+    """``crm.complaint.logged``: a customer complained; ``summary`` is in their own words."""
+
+    account_id: Id
+    complaint_id: Id
+    logged_at: AwareDatetime
+    severity: Severity
+    summary: Text = Field(min_length=1)
+    account_name: ShortText | None = None
+    contact_id: Id | None = None
+    contact_name: ShortText | None = None
+    contact_email: EmailStr | None = None
+    owner_id: Id | None = None
+    category: ShortText | None = None
+    channel: ShortText | None = None
+    do_not_contact: bool = False
+
+
+class MeetingData(_Data):
+    """``crm.meeting.held``: an exit interview, check-in or catch-up took place."""
+
+    account_id: Id
+    meeting_id: Id
+    held_at: AwareDatetime
+    kind: Literal["exit_interview", "check_in", "catch_up"]
+    owner_id: Id | None = None
+    notes: Text | None = None
+    desired_result: Text | None = None
+    current_beliefs: list[Text] = Field(default_factory=list)
+    target_beliefs: list[Text] = Field(default_factory=list)
+    new_experiences: list[Text] = Field(default_factory=list)
+    feedback: list[Text] = Field(default_factory=list)
+    sentiment: int | None = Field(default=None, ge=-2, le=2)
+    outcome: Literal["continuing", "revived", "declined"] | None = None
+
+
+EventData = LapsedData | ComplaintData | MeetingData
+DATA_MODELS: dict[str, type[_Data]] = {
+    LAPSED: LapsedData,
+    COMPLAINT: ComplaintData,
+    MEETING: MeetingData,
+}
+
+
+class Envelope(BaseModel):
+    """The CloudEvents 1.0 attributes we rely on; ``data`` is validated by type afterwards."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: Id
+    source: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    time: AwareDatetime | None = None
+    datacontenttype: Literal["application/json"] | None = None
+    data: dict[str, Any]
+
+
+class Event(BaseModel):
+    """A validated event: envelope attributes plus typed data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    source: str
+    time: datetime | None
+    data: EventData
+
+    @property
+    def account_id(self) -> str:
+        return self.data.account_id
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        parts.append(f"{where or '(root)'}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(body: bytes | str) -> Event:
+    """Parse and validate one message body; raise a PermanentError subclass saying exactly why not."""
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEventError(f"body is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidEventError(f"body is a JSON {type(raw).__name__}, expected an object")
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEventError(f"not a CloudEvent: {_describe(exc)}") from exc
+    model = DATA_MODELS.get(envelope.type)
+    if model is None:
+        known = ", ".join(EVENT_TYPES)
+        raise UnknownEventTypeError(f"unknown event type {envelope.type!r} (known: {known})")
+    try:
+        data = model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise InvalidEventError(f"invalid {envelope.type}: {_describe(exc, 'data')}") from exc
+    return Event(
+        id=envelope.id,
+        type=envelope.type,
+        source=envelope.source,
+        time=envelope.time,
+        data=data,
+    )
+
+
+def peek_ids(body: bytes | str) -> dict[str, str]:
+    """Best-effort event id, type and account id of a body that may be invalid, for logs."""
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    found = {k: raw[k] for k in ("id", "type") if isinstance(raw.get(k), str)}
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("account_id"), str):
+        found["account_id"] = data["account_id"]
+    return {("event_id" if k == "id" else "event_type" if k == "type" else k): v
+            for k, v in found.items()}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """One JSON Schema per event type: the envelope with ``data`` replaced by the typed model."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for event_type, model in DATA_MODELS.items():
+        envelope = Envelope.model_json_schema()
+        data_schema = model.model_json_schema()
+        envelope["title"] = f"{event_type} (CloudEvents 1.0)"
+        envelope["properties"]["type"] = {"const": event_type, "type": "string"}
+        envelope["properties"]["data"] = {"$ref": "#/$defs/Data"}
+        defs = envelope.setdefault("$defs", {})
+        defs.update(data_schema.pop("$defs", {}))
+        defs["Data"] = data_schema
+        envelope["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schemas[event_type] = envelope
+    return schemas

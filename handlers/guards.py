@@ -1,0 +1,93 @@
+"""Don't be annoying: the checks that turn an outreach action into a recorded suppression.
+
+Only outreach (``OUTREACH_KINDS``) is guarded: internal work for the owner, managers or marketing
+is never suppressed, because it does not reach the customer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from handlers.actions import OUTREACH_KINDS
+from handlers.plan import Plan
+from handlers.rules.model import ContactBudget
+
+GuardCode = Literal["closed_plan", "do_not_contact", "once_per_plan", "already_done", "budget"]
+
+# Kinds the method allows once per plan, and the plan field that says it has happened.
+DISCOVERY_KINDS: frozenset[str] = frozenset({"discovery", "survey"})
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why an outreach action is not written."""
+
+    code: GuardCode
+    reason: str
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """The outreach about to be written: its kind, its key, and when it reaches the customer."""
+
+    kind: str
+    key: str
+    at: datetime
+
+
+def _closed_plan(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+    if plan.is_open:
+        return None
+    return Blocked("closed_plan", f"the plan is closed ({plan.stage}): no outreach follows")
+
+
+def _do_not_contact(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+    if not plan.do_not_contact:
+        return None
+    return Blocked("do_not_contact", "the customer is marked do-not-contact")
+
+
+def _once_per_plan(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+    if p.kind in DISCOVERY_KINDS and plan.discovery != "none":
+        return Blocked("once_per_plan", f"already asked why they left (discovery {plan.discovery})")
+    if p.kind == "apology" and plan.apology == "drafted":
+        return Blocked("once_per_plan", f"already apologised once on this plan ({plan.apology_key})")
+    return None
+
+
+def _already_done(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+    # The same step reported again (e.g. a second lapse while the plan is open) is not a new contact.
+    if any(c.key == p.key for c in plan.contacts):
+        return Blocked("already_done", f"{p.key} was already written for this plan")
+    return None
+
+
+def _budget(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+    since = p.at - timedelta(days=budget.per_days)
+    recent = sum(1 for c in plan.contacts if since < c.at <= p.at)
+    if recent < budget.max_actions:
+        return None
+    return Blocked(
+        "budget",
+        f"contact budget reached: {recent} outreach actions in the {budget.per_days} days "
+        f"before {p.at.isoformat()} (at most {budget.max_actions})",
+    )
+
+
+Guard = Callable[[Proposed, Plan, ContactBudget], Blocked | None]
+# Order matters only for which reason is recorded: the most fundamental first.
+GUARDS: tuple[Guard, ...] = (_closed_plan, _do_not_contact, _once_per_plan, _already_done, _budget)
+
+
+def check(proposed: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+    """The first guard that blocks ``proposed``, or ``None`` when it may be written."""
+    if proposed.kind not in OUTREACH_KINDS:
+        return None
+    for guard in GUARDS:
+        blocked = guard(proposed, plan, budget)
+        if blocked is not None:
+            return blocked
+    return None

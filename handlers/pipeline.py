@@ -1,0 +1,139 @@
+"""The generic part of every handler: run the event type's rules in order, guard, apply, trace.
+
+A handler first makes the method's built-in change to the plan (open it, record a complaint or a
+meeting), then calls ``run_rules``. Each matched rule's action specs are realised against the plan
+as it stands at that moment, so a rule sees what earlier rules did (a plan closed by one rule
+gets no outreach from the next). Every change to the plan is written to its history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from handlers.actions import OUTREACH_KINDS, Action, SavePlan
+from handlers.context import anchor_time, condition_context, template_context
+from handlers.errors import RuleError
+from handlers.events import Event
+from handlers.guards import Proposed, check
+from handlers.outcome import Outcome, RuleTrace
+from handlers.plan import Change, Contact, Plan, Suppression
+from handlers.realise import Candidate, Scope, realise
+from handlers.rules.conditions import evaluate
+from handlers.rules.model import Rule
+from handlers.rules.ruleset import RuleSet
+
+# The rule id recorded for changes the method itself makes, before any admin rule runs.
+METHOD = "method"
+
+
+def record(plan: Plan, event: Event, rules: RuleSet, now: datetime, rule_id: str, what: str,
+           **update: Any) -> Plan:
+    """``plan`` with ``update`` applied and one history entry saying what changed and why."""
+    change = Change(at=now, event_id=event.id, rules_version=rules.version, rule_id=rule_id,
+                    what=what)
+    return plan.model_copy(update={**update, "history": (*plan.history, change)})
+
+
+@dataclass
+class _Run:
+    """The state of one event's run through its rules; local to ``run_rules``."""
+
+    event: Event
+    rules: RuleSet
+    now: datetime
+    derived: Mapping[str, Any]
+    plan: Plan
+    actions: list[Action] = field(default_factory=list)
+    trace: list[RuleTrace] = field(default_factory=list)
+    suppressed: list[Suppression] = field(default_factory=list)
+
+    def scope(self, rule: Rule, index: int | None) -> Scope:
+        values = template_context(self.event, self.plan, self.rules.settings, self.now,
+                                  self.derived)
+        return Scope(self.event, self.plan, self.rules, rule.id, index, values,
+                     anchor_time(self.event, self.now))
+
+    def write(self, rule_id: str, candidate: Candidate, at: datetime) -> None:
+        self.actions.extend(candidate.actions)
+        update = dict(candidate.update)
+        if candidate.kind in OUTREACH_KINDS:
+            update["contacts"] = (*self.plan.contacts, Contact(at=at, kind=candidate.kind,
+                                                                key=candidate.key))
+        if update or candidate.change is not None:
+            what = candidate.change or f"{candidate.kind} written: {candidate.key}"
+            self.plan = record(self.plan, self.event, self.rules, self.now, rule_id, what,
+                               **update)
+
+    def suppress(self, rule_id: str, candidate: Candidate, reason: str) -> None:
+        entry = Suppression(at=self.now, event_id=self.event.id, rule_id=rule_id,
+                            action=candidate.kind, key=candidate.key, reason=reason)
+        self.suppressed.append(entry)
+        self.plan = record(self.plan, self.event, self.rules, self.now, rule_id,
+                           f"suppressed {candidate.kind} {candidate.key}: {reason}",
+                           suppressed=(*self.plan.suppressed, entry))
+
+    def decide(self, rule_id: str, candidate: Candidate) -> None:
+        changed = {k: v for k, v in candidate.decision.items() if getattr(self.plan, k) != v}
+        if changed:
+            what = ", ".join(f"{k}: {v}" for k, v in changed.items())
+            self.plan = record(self.plan, self.event, self.rules, self.now, rule_id, what,
+                               **changed)
+
+    def offer(self, rule_id: str, candidate: Candidate, at: datetime) -> None:
+        """Guard one candidate, then write it, its fallback, or nothing."""
+        self.decide(rule_id, candidate)
+        blocked = check(Proposed(candidate.kind, candidate.key, at), self.plan,
+                        self.rules.settings.contact_budget)
+        if blocked is None:
+            self.write(rule_id, candidate, at)
+            return
+        self.suppress(rule_id, candidate, blocked.reason)
+        if blocked.code == "once_per_plan" and candidate.fallback is not None:
+            self.offer(rule_id, candidate.fallback, at)
+
+
+def _verdict(run: _Run, rule: Rule) -> RuleTrace:
+    context = condition_context(run.event, run.plan, run.derived)
+    try:
+        verdict = evaluate(rule.when, context, run.rules.settings)
+    except KeyError as exc:  # an unknown ``{setting: name}``: the rules cannot decide
+        raise RuleError(f"rule {rule.id}: {exc.args[0]}") from exc
+    return RuleTrace(rule.id, verdict.holds, verdict.reason, stopped=verdict.holds and rule.stop)
+
+
+def _apply_rule(run: _Run, rule: Rule) -> None:
+    at = anchor_time(run.event, run.now)
+    several = len(rule.then) > 1
+    for index, spec in enumerate(rule.then, start=1):
+        for candidate in realise(spec, run.scope(rule, index if several else None)):
+            run.offer(rule.id, candidate, at)
+
+
+def run_rules(event: Event, before: Plan | None, plan: Plan, rules: RuleSet, now: datetime,
+              derived: Mapping[str, Any]) -> Outcome:
+    """Evaluate ``event``'s rules in file order against ``plan``; ``before`` is the stored plan."""
+    run = _Run(event, rules, now, derived, plan)
+    stopped_by: str | None = None
+    for rule in rules.rules_for(event.type):
+        if stopped_by is not None:
+            run.trace.append(RuleTrace(rule.id, False, f"skipped: rule {stopped_by} stopped",
+                                       skipped=True))
+            continue
+        trace = _verdict(run, rule)
+        run.trace.append(trace)
+        if trace.matched:
+            _apply_rule(run, rule)
+            stopped_by = rule.id if rule.stop else None
+    return finish(run.actions, before, run.plan, run.trace, run.suppressed)
+
+
+def finish(actions: list[Action], before: Plan | None, plan: Plan | None,
+           trace: list[RuleTrace], suppressed: list[Suppression]) -> Outcome:
+    """The outcome, ending with ``SavePlan`` whenever the plan changed, one revision on."""
+    if plan is not None and plan != before:
+        plan = plan.model_copy(update={"revision": plan.revision + 1})
+        actions = [*actions, SavePlan(plan)]
+    return Outcome(tuple(actions), plan, tuple(trace), tuple(suppressed))

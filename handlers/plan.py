@@ -1,0 +1,131 @@
+"""The win-back plan kept per account: stage, beliefs, apology, check-ins, movement and outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Stage = Literal["discovering", "planning", "re-engaging", "checking-in", "won", "lost"]
+CLOSED_STAGES: frozenset[str] = frozenset({"won", "lost"})
+Status = Literal["none", "open", "done"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Meeting(_Frozen):
+    """One meeting as recorded on the plan, with the movement it showed."""
+
+    meeting_id: str
+    held_at: datetime
+    kind: str
+    sentiment: int | None = None
+    movement: int | None = None  # sentiment minus the previous meeting's; None when unknown
+    notes: str | None = None
+
+
+class CheckIn(_Frozen):
+    """A check-in slot on the cadence; ``slot`` is 1-based and unique per plan."""
+
+    slot: int
+    key: str
+    start_at: datetime
+    status: Literal["pending", "done", "cancelled"] = "pending"
+
+
+class Contact(_Frozen):
+    """One outreach to the customer, counted against the contact budget."""
+
+    at: datetime
+    kind: str
+    key: str
+
+
+class Suppression(_Frozen):
+    """An action the worker did not write, and why."""
+
+    at: datetime
+    event_id: str
+    rule_id: str
+    action: str
+    key: str
+    reason: str
+
+
+class Change(_Frozen):
+    """One change to the plan, with the rules version and rule that caused it."""
+
+    at: datetime
+    event_id: str
+    rules_version: str
+    rule_id: str
+    what: str
+
+
+class Plan(_Frozen):
+    """The win-back plan for one account. Closed plans stay as history; a new lapse opens a new one."""
+
+    key: str
+    account_id: str
+    seq: int
+    stage: Stage
+    # Bumped on every save; a CRM write only lands on the revision it was computed from, so two
+    # replicas handling the same account at once cannot overwrite each other's changes.
+    revision: int = 0
+    opened_at: datetime
+    opened_by: str
+    account_name: str | None = None
+    owner_id: str | None = None
+    contact_id: str | None = None
+    contact_name: str | None = None
+    contact_email: str | None = None
+    annual_value: float | None = None
+    currency: str | None = None
+    do_not_contact: bool = False
+    approach: Literal["individual", "survey"] | None = None
+    lapse_reason: str | None = None
+    desired_result: str | None = None
+    current_beliefs: tuple[str, ...] = ()
+    target_beliefs: tuple[str, ...] = ()
+    new_experiences: tuple[str, ...] = ()
+    feedback: tuple[str, ...] = ()
+    discovery: Status = "none"
+    apology: Literal["none", "drafted"] = "none"
+    apology_key: str | None = None
+    complaints: tuple[str, ...] = ()
+    meetings: tuple[Meeting, ...] = ()
+    checkins: tuple[CheckIn, ...] = ()
+    checkins_without_movement: int = 0
+    contacts: tuple[Contact, ...] = ()
+    suppressed: tuple[Suppression, ...] = ()
+    history: tuple[Change, ...] = ()
+    outcome: Literal["won", "lost"] | None = None
+    closed_at: datetime | None = None
+    closing_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage not in CLOSED_STAGES
+
+    @property
+    def checkins_done(self) -> int:
+        return sum(1 for c in self.checkins if c.status == "done")
+
+    @property
+    def pending_checkins(self) -> tuple[CheckIn, ...]:
+        return tuple(c for c in self.checkins if c.status == "pending")
+
+    @property
+    def last_sentiment(self) -> int | None:
+        for meeting in reversed(self.meetings):
+            if meeting.sentiment is not None:
+                return meeting.sentiment
+        return None
+
+
+def plan_key(account_id: str, seq: int) -> str:
+    """Deterministic key of the account's ``seq``-th plan, the idempotency key of its record."""
+    return f"{account_id}#{seq}"

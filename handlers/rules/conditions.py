@@ -1,0 +1,116 @@
+"""Evaluate a rule's ``when`` against an event's context, saying why it held or which test failed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.rules.model import All, Any_, Condition, Not, RuleSettings, SettingRef, Test
+
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a condition held, and the reason in words an admin reads."""
+
+    holds: bool
+    reason: str
+
+
+def _resolve(value: Any, settings: RuleSettings) -> tuple[Any, str]:
+    if isinstance(value, SettingRef):
+        resolved = getattr(settings, value.setting, MISSING)
+        if resolved is MISSING:
+            raise KeyError(f"unknown setting {value.setting!r}")
+        return resolved, f"{resolved!r} (setting {value.setting})"
+    return value, repr(value)
+
+
+def _num(a: Any, b: Any, op: Callable[[float, float], bool]) -> bool:
+    if isinstance(a, bool) or not isinstance(a, int | float):
+        return False
+    return op(float(a), float(b))
+
+
+def _contains(actual: Any, needle: Any) -> bool:
+    if isinstance(actual, str):
+        return str(needle).casefold() in actual.casefold()
+    if isinstance(actual, list | tuple):
+        return needle in actual
+    return False
+
+
+def _check(name: str, test_name: str, actual: Any, expected: Any) -> bool:
+    checks: dict[str, Callable[[], bool]] = {
+        "equals": lambda: actual == expected,
+        "not_equals": lambda: actual != expected,
+        "in": lambda: actual in expected,
+        "not_in": lambda: actual not in expected,
+        "greater_than": lambda: _num(actual, expected, lambda a, b: a > b),
+        "less_than": lambda: _num(actual, expected, lambda a, b: a < b),
+        "at_least": lambda: _num(actual, expected, lambda a, b: a >= b),
+        "at_most": lambda: _num(actual, expected, lambda a, b: a <= b),
+        "between": lambda: _num(actual, expected[0], lambda a, b: a >= b)
+        and _num(actual, expected[1], lambda a, b: a <= b),
+        "contains": lambda: _contains(actual, expected),
+        "matches": lambda: isinstance(actual, str) and re.search(expected, actual) is not None,
+    }
+    return checks[test_name]()
+
+
+def _field_test(name: str, test: Test, context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
+    actual = context.get(name)
+    shown = "missing" if actual is None else repr(actual)
+    for test_name in test.model_fields_set:
+        key = "in" if test_name == "in_" else test_name
+        raw = getattr(test, test_name)
+        if key == "exists":
+            if (actual is not None) != raw:
+                return Verdict(False, f"{name} is {shown}, expected it {'' if raw else 'not '}to exist")
+            continue
+        if key == "between":
+            (low, low_text), (high, high_text) = _resolve(raw[0], settings), _resolve(raw[1], settings)
+            expected: Any = (low, high)
+            expected_text = f"{low_text} and {high_text}"
+        else:
+            expected, expected_text = _resolve(raw, settings)
+        if not _check(name, key, actual, expected):
+            return Verdict(False, f"{name} is {shown}, not {key.replace('_', ' ')} {expected_text}")
+    return Verdict(True, f"{name} is {shown}")
+
+
+def evaluate(condition: Condition | None, context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
+    """Evaluate ``condition``; on failure the reason names the first test that failed."""
+    if condition is None:
+        return Verdict(True, "no conditions")
+    if isinstance(condition, All):
+        return _all(condition.all, context, settings)
+    if isinstance(condition, Any_):
+        reasons = []
+        for part in condition.any:
+            verdict = evaluate(part, context, settings)
+            if verdict.holds:
+                return verdict
+            reasons.append(verdict.reason)
+        return Verdict(False, "none of: " + "; ".join(reasons))
+    if isinstance(condition, Not):
+        inner = evaluate(condition.not_, context, settings)
+        return Verdict(not inner.holds, ("not " if not inner.holds else "it is so that ") + inner.reason)
+    return _all([{k: v} for k, v in condition.items()], context, settings)
+
+
+def _all(parts: list[Condition], context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
+    reasons = []
+    for part in parts:
+        if isinstance(part, dict) and len(part) == 1:
+            ((name, test),) = part.items()
+            verdict = _field_test(name, test, context, settings)
+        else:
+            verdict = evaluate(part, context, settings)
+        if not verdict.holds:
+            return verdict
+        reasons.append(verdict.reason)
+    return Verdict(True, "; ".join(reasons) or "no conditions")

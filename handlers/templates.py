@@ -1,0 +1,72 @@
+"""Sandboxed Jinja2 rendering of task texts and email drafts; event text can never run as code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError, select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from handlers.errors import RuleError
+
+
+def _environment(html: bool) -> ImmutableSandboxedEnvironment:
+    # StrictUndefined: a misspelt variable is an error, never a silent blank in a customer email.
+    return ImmutableSandboxedEnvironment(
+        autoescape=select_autoescape(default=html, default_for_string=html),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Template files by name (``apology.html.j2``...), plus inline strings from the rules.
+
+    File names ending in ``.html.j2`` render with HTML autoescaping; everything else as text.
+    Values from events are data passed to ``render``: Jinja2 never parses them as templates.
+    """
+
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", _environment(html=False))
+        object.__setattr__(self, "_html", _environment(html=True))
+        # Compiling is ~90% of rendering; a rule set never changes, so each text compiles once.
+        object.__setattr__(self, "_compiled", {})
+
+    def has(self, name: str) -> bool:
+        return name in self.sources
+
+    def render_file(self, name: str, context: Mapping[str, Any]) -> str:
+        if name not in self.sources:
+            raise RuleError(f"template {name!r} not found in config/templates/")
+        env: ImmutableSandboxedEnvironment = self._html if name.endswith(".html.j2") else self._text  # type: ignore[attr-defined]
+        return self._render(env, self.sources[name], context, name)
+
+    def render_string(self, source: str, context: Mapping[str, Any]) -> str:
+        return self._render(self._text, source, context, "inline template")  # type: ignore[attr-defined]
+
+    def _render(
+        self, env: ImmutableSandboxedEnvironment, source: str, context: Mapping[str, Any], name: str
+    ) -> str:
+        try:
+            return self._compile(env, source).render(**context).strip()
+        except TemplateError as exc:
+            raise RuleError(f"{name}: {exc}") from exc
+
+    def _compile(self, env: ImmutableSandboxedEnvironment, source: str) -> Template:
+        cache: dict[tuple[int, str], Template] = self._compiled  # type: ignore[attr-defined]
+        key = (id(env), source)
+        template = cache.get(key)
+        if template is None:  # two threads may both compile once; the result is the same
+            template = cache[key] = env.from_string(source)
+        return template
+
+    def environment(self, html: bool) -> ImmutableSandboxedEnvironment:
+        """The environment used for parsing, so linting sees exactly what rendering sees."""
+        return self._html if html else self._text  # type: ignore[attr-defined,no-any-return]
