@@ -1,0 +1,5 @@
+"""``python -m worker`` runs the ``winback`` command."""
+
+from worker.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""CRM adapters behind one port: ``local`` (SQLite) and ``salesforce`` (simple-salesforce)."""

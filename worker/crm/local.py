@@ -1,0 +1,214 @@
+"""The embedded CRM: plans, tasks, drafts and check-ins in one SQLite file, idempotent by key."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from handlers.actions import (
+    REVISION_MARKER_TYPE,
+    Action,
+    AddToCampaign,
+    CreateTask,
+    DraftEmail,
+    EventChange,
+    PublishEvent,
+    SavePlan,
+    ScheduleCheckIn,
+    SetCheckInStatus,
+    revision_marker,
+)
+from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
+from handlers.plan import Plan
+from worker.crm.port import Record, RecordKind, Snapshot
+from worker.crm.records import campaign_fields, checkin_fields, draft_fields, iso, task_fields
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS plans (
+    key TEXT PRIMARY KEY, account_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    stage TEXT NOT NULL, state TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (account_id, seq));
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL, key TEXT NOT NULL, account_id TEXT NOT NULL, fields TEXT NOT NULL,
+    created_at TEXT NOT NULL, PRIMARY KEY (kind, key));
+CREATE INDEX IF NOT EXISTS records_by_account ON records (account_id, kind);
+CREATE TABLE IF NOT EXISTS ledger (
+    event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, account_id TEXT NOT NULL,
+    applied_at TEXT NOT NULL);
+"""
+_KINDS: dict[type, RecordKind] = {
+    CreateTask: "task", DraftEmail: "email_draft", ScheduleCheckIn: "checkin",
+    AddToCampaign: "campaign_member",
+}
+
+
+class LocalCrm:
+    """SQLite adapter of the CRM port. One batch is one transaction; one event, one savepoint."""
+
+    name = "local"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # The worker's processing thread owns the adapter; the lock guards CLI/test use from others.
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise CrmUnavailableError(f"cannot open local CRM {self.path}: {exc}") from exc
+
+    def check(self) -> None:
+        with self._lock:
+            self._db.execute("SELECT 1 FROM plans LIMIT 1").fetchall()
+
+    def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
+        with self._lock, self._errors("read"):
+            plans: dict[str, Plan] = {}
+            accounts = sorted(set(account_ids))
+            for chunk in _chunks(accounts, 500):
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT p.state FROM plans p JOIN (SELECT account_id, MAX(seq) AS seq FROM plans "  # noqa: S608 - placeholders only
+                    f"WHERE account_id IN ({marks}) GROUP BY account_id) m "
+                    "ON p.account_id = m.account_id AND p.seq = m.seq",
+                    chunk,
+                )
+                for (state,) in rows:
+                    plan = Plan.model_validate_json(state)
+                    plans[plan.account_id] = plan
+            processed: set[str] = set()
+            for chunk in _chunks(sorted(set(event_ids)), 500):
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT event_id FROM ledger WHERE event_id IN ({marks})", chunk  # noqa: S608
+                )
+                processed.update(r[0] for r in rows)
+            return Snapshot(plans=plans, processed=frozenset(processed))
+
+    def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
+        results: list[WinbackError | None] = []
+        with self._lock, self._errors("write"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for change in changes:
+                    results.append(self._apply_one(change))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return results
+
+    def _apply_one(self, change: EventChange) -> WinbackError | None:
+        self._db.execute("SAVEPOINT change")
+        try:
+            now = _now_text()
+            inserted = self._db.execute(
+                "INSERT OR IGNORE INTO ledger VALUES (?, ?, ?, ?)",
+                (change.event_id, change.event_type, change.account_id, now),
+            ).rowcount
+            if inserted:  # an event already in the ledger was applied before: write nothing again
+                for action in change.writes:
+                    self._write(action, now)
+        except PlanConflictError as exc:
+            return self._undo(exc)
+        except sqlite3.IntegrityError as exc:
+            return self._undo(CrmRejectedError(f"local CRM refused event {change.event_id}: {exc}"))
+        self._db.execute("RELEASE change")
+        return None
+
+    def _undo(self, error: WinbackError) -> WinbackError:
+        self._db.execute("ROLLBACK TO change")
+        self._db.execute("RELEASE change")
+        return error
+
+    def _write(self, action: Action, now: str) -> None:
+        if isinstance(action, SavePlan):
+            plan = action.plan
+            claimed = self._db.execute(
+                "INSERT OR IGNORE INTO ledger VALUES (?, ?, ?, ?)",
+                (revision_marker(plan), REVISION_MARKER_TYPE, plan.account_id, now),
+            ).rowcount
+            if not claimed:
+                raise PlanConflictError(
+                    f"plan {plan.key} was saved by another worker since it was read "
+                    f"(revision {plan.revision} is taken)")
+            self._db.execute(
+                "INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "stage = excluded.stage, state = excluded.state, updated_at = excluded.updated_at",
+                (plan.key, plan.account_id, plan.seq, plan.stage, plan.model_dump_json(), now),
+            )
+        elif isinstance(action, SetCheckInStatus):
+            for key in action.keys:
+                row = self._db.execute(
+                    "SELECT fields FROM records WHERE kind = 'checkin' AND key = ?", (key,)
+                ).fetchone()
+                if row:
+                    fields = json.loads(row[0]) | {"status": action.status}
+                    self._db.execute(
+                        "UPDATE records SET fields = ? WHERE kind = 'checkin' AND key = ?",
+                        (json.dumps(fields), key),
+                    )
+        elif isinstance(action, PublishEvent):
+            return
+        else:
+            self._db.execute(
+                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?)",
+                (_KINDS[type(action)], action.key, action.account_id,
+                 json.dumps(_fields(action)), now),
+            )
+
+    def records(self, account_id: str | None = None) -> list[Record]:
+        with self._lock, self._errors("read"):
+            where, args = ("WHERE account_id = ?", (account_id,)) if account_id else ("", ())
+            plans = self._db.execute(
+                f"SELECT key, account_id, state FROM plans {where} ORDER BY account_id, seq", args  # noqa: S608
+            ).fetchall()
+            rows = self._db.execute(
+                f"SELECT kind, key, account_id, fields FROM records {where} "  # noqa: S608
+                "ORDER BY account_id, rowid", args,
+            ).fetchall()
+        out = [Record("plan", k, a, json.loads(s)) for k, a, s in plans]
+        out += [Record(kind, k, a, json.loads(f)) for kind, k, a, f in rows]
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:  # locked, disk I/O, full disk: may pass
+            raise CrmUnavailableError(f"local CRM {what} failed: {exc}") from exc
+
+
+def _fields(action: Action) -> dict[str, Any]:
+    if isinstance(action, CreateTask):
+        return task_fields(action)
+    if isinstance(action, DraftEmail):
+        return draft_fields(action)
+    if isinstance(action, ScheduleCheckIn):
+        return checkin_fields(action)
+    if isinstance(action, AddToCampaign):
+        return campaign_fields(action)
+    raise TypeError(f"not a record action: {action!r}")
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _now_text() -> str:
+    return iso(datetime.now(UTC)) or ""

@@ -1,0 +1,74 @@
+"""The CRM port every adapter implements, and the record view ``winback crm list`` shows."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from handlers.actions import EventChange
+from handlers.errors import WinbackError
+from handlers.plan import Plan
+
+RecordKind = Literal["plan", "task", "email_draft", "checkin", "campaign_member"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the handlers need to know before a batch: latest plan per account, events done."""
+
+    plans: dict[str, Plan] = field(default_factory=dict)
+    processed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Record:
+    """One CRM record as people see it, the same shape whichever adapter wrote it.
+
+    ``fields`` holds the adapter-neutral values (subject, owner_id, due_at as ISO text, status...),
+    so the contract tests can compare adapters record for record. The fields per kind:
+
+    - plan: ``Plan.model_dump(mode="json")`` exactly (the whole plan state).
+    - task: kind, subject, description, owner_id, due_at, reminder_at, priority, status ("open"),
+      contact_id, plan_key, event_id, rule_id, rules_version.
+    - email_draft: kind, subject, body_html, body_text, to_address, owner_id, status ("draft"),
+      contact_id, plan_key, event_id, rule_id, rules_version.
+    - checkin: slot, subject, description, start_at, duration_minutes, owner_id, contact_id,
+      status ("pending" | "cancelled"), plan_key, event_id, rule_id, rules_version.
+    - campaign_member: campaign_id, contact_id, plan_key, event_id, rule_id, rules_version.
+
+    Datetimes are ISO 8601 text in UTC with a ``Z`` suffix and whole seconds
+    (``2026-11-22T10:20:00Z``); absent values are ``None``.
+    """
+
+    kind: RecordKind
+    key: str
+    account_id: str
+    fields: dict[str, Any]
+
+
+class Crm(Protocol):
+    """Where plans, tasks, drafts and check-ins live.
+
+    ``apply`` writes each ``EventChange`` atomically, together with a ledger entry for its event id,
+    and returns one result per change in order: ``None`` when committed, else the ``WinbackError``
+    (transient or permanent) that kept that change out. A failure of one change never affects
+    another. Errors of the underlying library are converted to ``WinbackError`` inside the adapter.
+    """
+
+    name: str
+
+    def check(self) -> None:
+        """Verify the CRM is usable (connection, schema, permissions); raise ConfigError if not."""
+
+    def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
+        """Latest plan (open or closed) of each account, and which event ids are already applied."""
+
+    def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
+        """Write each change atomically with its ledger entry; one result per change."""
+
+    def records(self, account_id: str | None = None) -> list[Record]:
+        """Every record written, optionally for one account, in a stable order."""
+
+    def close(self) -> None:
+        """Release connections and files."""

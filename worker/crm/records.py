@@ -1,0 +1,58 @@
+"""Adapter-neutral field values for ``Record``s, shared by every adapter so they agree exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.actions import (
+    AddToCampaign,
+    CreateTask,
+    DraftEmail,
+    Provenance,
+    ScheduleCheckIn,
+)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC, whole seconds, ``Z`` suffix: the one datetime text every adapter shows."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _provenance(p: Provenance) -> dict[str, Any]:
+    return {"event_id": p.event_id, "rule_id": p.rule_id, "rules_version": p.rules_version}
+
+
+def task_fields(a: CreateTask) -> dict[str, Any]:
+    return {
+        "kind": a.kind, "subject": a.subject, "description": a.description,
+        "owner_id": a.owner_id, "due_at": iso(a.due_at), "reminder_at": iso(a.reminder_at),
+        "priority": a.priority, "status": "open", "contact_id": a.contact_id,
+        "plan_key": a.plan_key, **_provenance(a.provenance),
+    }
+
+
+def draft_fields(a: DraftEmail) -> dict[str, Any]:
+    return {
+        "kind": a.kind, "subject": a.subject, "body_html": a.body_html, "body_text": a.body_text,
+        "to_address": a.to_address, "owner_id": a.owner_id, "status": "draft",
+        "contact_id": a.contact_id, "plan_key": a.plan_key, **_provenance(a.provenance),
+    }
+
+
+def checkin_fields(a: ScheduleCheckIn) -> dict[str, Any]:
+    return {
+        "slot": a.slot, "subject": a.subject, "description": a.description,
+        "start_at": iso(a.start_at), "duration_minutes": a.duration_minutes,
+        "owner_id": a.owner_id, "contact_id": a.contact_id, "status": "pending",
+        "plan_key": a.plan_key, **_provenance(a.provenance),
+    }
+
+
+def campaign_fields(a: AddToCampaign) -> dict[str, Any]:
+    return {
+        "campaign_id": a.campaign_id, "contact_id": a.contact_id, "plan_key": a.plan_key,
+        **_provenance(a.provenance),
+    }

@@ -1,0 +1,129 @@
+"""One simple-salesforce connection: timeouts, private CA, one re-login on expiry, API allowance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceExpiredSession
+
+from worker.crm.salesforce_auth import Credentials
+from worker.crm.salesforce_errors import CLIENT_ERRORS, SessionExpiredError, from_exception
+from worker.crm.salesforce_limits import ApiAllowance
+
+T = TypeVar("T")
+
+
+class _Defaults(HTTPAdapter):
+    """Gives every request the timeout, and the private CA bundle when one is configured.
+
+    Set here rather than on the session: simple-salesforce's create/update take no timeout, and
+    requests lets ``REQUESTS_CA_BUNDLE`` from the environment override ``Session.verify``.
+    """
+
+    def __init__(self, timeout: float, ca_bundle: Path | None) -> None:
+        super().__init__()
+        self._timeout = timeout
+        self._ca_bundle = str(ca_bundle) if ca_bundle else None
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        return super().send(
+            request, stream=stream, timeout=self._timeout if timeout is None else timeout,
+            verify=self._ca_bundle or verify, cert=cert, proxies=proxies,
+        )
+
+
+def http_session(timeout: float, ca_bundle: Path | None, allowance: ApiAllowance) -> requests.Session:
+    """A requests session whose every call has a timeout and reports API usage to ``allowance``."""
+    session = requests.Session()
+    adapter = _Defaults(timeout, ca_bundle)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.hooks["response"].append(allowance.on_response)
+    return session
+
+
+class SalesforceClient:
+    """Calls Salesforce through simple-salesforce; raises only ``WinbackError``s.
+
+    One attempt per call, plus one re-login and retry when the session expired in JWT mode:
+    retrying transient failures is the adapter's single retry layer, not this one's.
+    """
+
+    def __init__(
+        self, credentials: Credentials, http: requests.Session, api_version: str,
+        allowance: ApiAllowance,
+    ) -> None:
+        self.api_version = api_version
+        self.allowance = allowance
+        self._credentials = credentials
+        self._http = http
+        self._sf: Salesforce | None = None
+        self._log = structlog.get_logger("winback.salesforce")
+
+    @property
+    def data_path(self) -> str:
+        """The REST path prefix composite subrequests use: ``/services/data/vXX.X``."""
+        return f"/services/data/v{self.api_version}"
+
+    def connect(self) -> Salesforce:
+        """Log in (JWT mode) or take the given token; cheap and local in token mode."""
+        token = self._credentials.fetch(self._http)
+        self._sf = Salesforce(
+            session_id=token.access_token.get_secret_value(), instance_url=token.instance_url,
+            session=self._http, version=self.api_version,
+        )
+        self._log.info("salesforce_connected", instance_url=token.instance_url)
+        return self._sf
+
+    def rest(self, method: str, path: str, body: Any = None, what: str = "") -> Any:
+        """``method`` on ``/services/data/vXX.X/{path}`` with a JSON body; the decoded reply."""
+        kwargs = {} if body is None else {"json": body}
+        return self.call(lambda sf: sf.restful(path, method=method, **kwargs), what or path)
+
+    def query_more(self, next_url: str, what: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(
+            lambda sf: sf.query_more(next_url, identifier_is_url=True), what
+        )
+        return result
+
+    def call(self, fn: Callable[[Salesforce], T], what: str) -> T:
+        """Run one simple-salesforce call, converting its errors once, here."""
+        sf = self._sf or self.connect()
+        self.allowance.before_call()
+        try:
+            return _attempt(sf, fn, what)
+        except SessionExpiredError as exc:
+            if not self._credentials.renewable:
+                raise SessionExpiredError(
+                    "Salesforce session expired (INVALID_SESSION_ID) and a fixed access token "
+                    "cannot be renewed: set a fresh WINBACK_SALESFORCE_ACCESS_TOKEN or use the "
+                    "JWT bearer flow (WINBACK_SALESFORCE_CLIENT_ID/_USERNAME/_PRIVATE_KEY_FILE)"
+                ) from exc
+        self._log.info("salesforce_session_expired", action="relogin")
+        return _attempt(self.connect(), fn, what)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _attempt(sf: Salesforce, fn: Callable[[Salesforce], T], what: str) -> T:
+    try:
+        return fn(sf)
+    except SalesforceExpiredSession as exc:
+        raise SessionExpiredError(f"Salesforce {what}: session expired") from exc
+    except CLIENT_ERRORS as exc:
+        raise from_exception(exc, what) from exc

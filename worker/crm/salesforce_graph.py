@@ -1,0 +1,197 @@
+"""Each event's writes as one composite graph (one transaction, ledger first); many per API call.
+
+A composite graph commits all of its nodes or none, and the graphs of one request succeed or
+fail independently: exactly "each change atomic, one failure never affects another". The first
+node of every graph creates the event's ledger record, whose ``Event_Id__c`` is a unique External
+ID, so a redelivered or replayed event fails on DUPLICATE_VALUE and writes nothing a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from handlers.actions import (
+    REVISION_MARKER_TYPE,
+    Action,
+    AddToCampaign,
+    CreateTask,
+    DraftEmail,
+    EventChange,
+    SavePlan,
+    ScheduleCheckIn,
+    SetCheckInStatus,
+    revision_marker,
+)
+from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
+from worker.crm import salesforce_records as sf
+from worker.crm.salesforce_errors import HALTED, classify, first_error
+
+MAX_GRAPHS, MAX_NODES = 75, 500  # per request, Salesforce's composite graph limits
+LEDGER_REF, REVISION_REF = "ledger", "revision"
+
+
+@dataclass(frozen=True)
+class Existing:
+    """What is already in Salesforce: record keys, check-in Event ids by key, campaign members."""
+
+    keys: frozenset[tuple[str, str]] = frozenset()
+    event_ids: Mapping[str, str] = field(default_factory=dict)
+    members: frozenset[tuple[str, str]] = frozenset()  # (campaign id, contact id)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The nodes of one change, and where its result goes in ``apply``'s answer."""
+
+    index: int
+    event_id: str
+    nodes: tuple[dict[str, Any], ...]
+
+    @property
+    def graph_id(self) -> str:
+        return f"e{self.index}"
+
+    def payload(self) -> dict[str, Any]:
+        return {"graphId": self.graph_id, "compositeRequest": list(self.nodes)}
+
+
+class _Nodes:
+    """Collects one change's nodes, skipping records whose key is already in Salesforce."""
+
+    def __init__(self, data_path: str, existing: Existing) -> None:
+        self.items: list[dict[str, Any]] = []
+        self._path = data_path
+        self._existing = existing
+        self._checkins: dict[str, dict[str, Any]] = {}
+
+    def add(self, method: str, path: str, body: dict[str, Any], ref: str = "") -> None:
+        url = f"{self._path}/sobjects/{path}"
+        self.items.append({"method": method, "url": url, "referenceId": ref or f"n{len(self.items)}",
+                           "body": body})
+
+    def create(self, sobject: str, body: dict[str, Any]) -> None:
+        key = body[sf.KEY]
+        if (sobject, key) in self._existing.keys or any(
+            n["body"].get(sf.KEY) == key and n["url"].endswith("/" + sobject) for n in self.items
+        ):
+            return  # written before, by this event's earlier delivery or another event
+        self.add("POST", sobject, body)
+        if sobject == "Event":
+            self._checkins[key] = body
+
+    def member(self, body: dict[str, Any]) -> None:
+        if (body.get("CampaignId"), body.get("ContactId")) not in self._existing.members:
+            self.create("CampaignMember", body)  # else already in the campaign: nothing to add
+
+    def set_status(self, key: str, status: str) -> None:
+        if key in self._checkins:  # scheduled by this same change: create it with that status
+            self._checkins[key].update(sf.checkin_status(status))
+        elif key in self._existing.event_ids:
+            self.add("PATCH", f"Event/{self._existing.event_ids[key]}", sf.checkin_status(status))
+
+
+def build_graph(index: int, change: EventChange, data_path: str, existing: Existing) -> Graph:
+    """The graph of one change: its ledger record first, then its writes in order."""
+    nodes = _Nodes(data_path, existing)
+    ledger = sf.ledger_body(change.event_id, change.event_type, change.account_id)
+    nodes.add("POST", sf.LEDGER, ledger, LEDGER_REF)
+    for action in change.writes:
+        _add_action(nodes, action)
+    if len(nodes.items) > MAX_NODES:
+        raise CrmRejectedError(
+            f"event {change.event_id} writes {len(nodes.items)} records; one composite graph "
+            f"holds at most {MAX_NODES}"
+        )
+    return Graph(index, change.event_id, tuple(nodes.items))
+
+
+def _add_action(nodes: _Nodes, action: Action) -> None:
+    if isinstance(action, SavePlan):
+        plan = action.plan
+        # Claiming the revision in the ledger makes a stale plan write fail, whole, on
+        # DUPLICATE_VALUE instead of overwriting what another worker saved in between.
+        marker = sf.ledger_body(revision_marker(plan), REVISION_MARKER_TYPE, plan.account_id)
+        nodes.add("POST", sf.LEDGER, marker, REVISION_REF)
+        key = quote(plan.key, safe="")
+        nodes.add("PATCH", f"{sf.PLAN}/{sf.PLAN_KEY}/{key}", sf.plan_body(plan))
+    elif isinstance(action, CreateTask):
+        nodes.create("Task", sf.task_body(action))
+    elif isinstance(action, DraftEmail):
+        # The owner's review task comes from the rules (draft_apology), as in every CRM.
+        nodes.create("EmailMessage", sf.draft_body(action))
+    elif isinstance(action, ScheduleCheckIn):
+        nodes.create("Event", sf.checkin_body(action))
+    elif isinstance(action, SetCheckInStatus):
+        for key in action.keys:
+            nodes.set_status(key, action.status)
+    elif isinstance(action, AddToCampaign):
+        nodes.member(sf.member_body(action))
+
+
+def planned_keys(changes: Sequence[EventChange]) -> dict[str, dict[str, str]]:
+    """What to look for before writing: per object, each record key and the id it hangs from.
+
+    That is the account (WhatId, RelatedToId) for activities and drafts, the campaign for
+    members; check-ins whose status changes are looked for too, to find their Event ids.
+    """
+    keys: dict[str, dict[str, str]] = {}
+    for change in changes:
+        for action in change.writes:
+            for sobject, key, scope in _looked_for(action):
+                keys.setdefault(sobject, {})[key] = scope
+    return keys
+
+
+def _looked_for(action: Action) -> list[tuple[str, str, str]]:
+    if isinstance(action, CreateTask):
+        return [("Task", action.key, action.account_id)]
+    if isinstance(action, DraftEmail):
+        return [("EmailMessage", action.key, action.account_id)]
+    if isinstance(action, ScheduleCheckIn):
+        return [("Event", action.key, action.account_id)]
+    if isinstance(action, SetCheckInStatus):
+        return [("Event", key, action.account_id) for key in action.keys]
+    if isinstance(action, AddToCampaign):
+        return [("CampaignMember", action.key, action.campaign_id)]
+    return []
+
+
+def pack(graphs: Sequence[Graph]) -> Iterator[list[Graph]]:
+    """Group graphs into requests within the per-request graph and node limits."""
+    batch: list[Graph] = []
+    size = 0
+    for graph in graphs:
+        if batch and (len(batch) == MAX_GRAPHS or size + len(graph.nodes) > MAX_NODES):
+            yield batch
+            batch, size = [], 0
+        batch.append(graph)
+        size += len(graph.nodes)
+    if batch:
+        yield batch
+
+
+def outcome(graph: Graph, reply: Mapping[str, Any] | None) -> WinbackError | None:
+    """None when the graph committed (now or on an earlier delivery), else why it did not.
+
+    A graph Salesforce did not get to (more than 14 failed graphs halt the rest of a request)
+    comes back as a CrmUnavailableError, so it is simply sent again.
+    """
+    if reply is None:
+        return CrmUnavailableError(f"Salesforce did not answer for event {graph.event_id}")
+    if reply.get("isSuccessful"):
+        return None
+    for node in reply.get("graphResponse", {}).get("compositeResponse", ()):
+        status = int(node.get("httpStatusCode", 400))
+        code, _ = first_error(node.get("body"))
+        if status < 400 or code == HALTED:
+            continue
+        if node.get("referenceId") == LEDGER_REF and code == "DUPLICATE_VALUE":
+            return None  # the ledger already holds this event: it was applied before
+        if node.get("referenceId") == REVISION_REF and code == "DUPLICATE_VALUE":
+            return PlanConflictError(f"the plan changed in Salesforce since event {graph.event_id} "
+                                     "was handled; it will be handled again on the new plan")
+        return classify(status, node.get("body"), f"write for event {graph.event_id}")
+    return CrmUnavailableError(f"Salesforce halted the write for event {graph.event_id}")

@@ -1,0 +1,179 @@
+"""Batched reads: many SOQL queries in one composite call, every query built with ``format_soql``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from pydantic import ValidationError
+from simple_salesforce.format import format_soql
+
+from handlers.actions import AddToCampaign, EventChange
+from handlers.errors import CrmRejectedError
+from handlers.plan import Plan
+from worker.crm import salesforce_records as sf
+from worker.crm.port import Record, Snapshot
+from worker.crm.salesforce_client import SalesforceClient
+from worker.crm.salesforce_errors import classify
+from worker.crm.salesforce_graph import Existing
+
+MAX_SUBREQUESTS = 25  # per composite request
+_MAX_VALUES, _MAX_CHARS = 200, 3000  # per IN list: keep each SOQL statement and URL short
+_ACCOUNT_FIELD = {"Task": "WhatId", "Event": "WhatId", "EmailMessage": "RelatedToId",
+                  "CampaignMember": "Winback_Account_Id__c", sf.PLAN: "Account_Id__c"}
+_SCOPE_FIELD = {"Task": "WhatId", "Event": "WhatId", "EmailMessage": "RelatedToId",
+                "CampaignMember": "CampaignId"}
+_READERS = {"Task": sf.task_record, "Event": sf.checkin_record, "EmailMessage": sf.draft_record,
+            "CampaignMember": sf.member_record, sf.PLAN: sf.plan_record}
+
+
+def chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    """Sorted, distinct values in groups short enough for one SOQL ``IN`` list."""
+    group: list[str] = []
+    size = 0
+    for value in sorted(set(values)):
+        if group and (len(group) == _MAX_VALUES or size + len(value) + 3 > _MAX_CHARS):
+            yield group
+            group, size = [], 0
+        group.append(value)
+        size += len(value) + 3
+    if group:
+        yield group
+
+
+def _select(sobject: str, fields: Sequence[str] | None = None) -> str:
+    return format_soql("SELECT {:literal} FROM {:literal}", ", ".join(fields or sf.SELECTS[sobject]),
+                       sobject)
+
+
+class Reader:
+    """Runs named SOQL queries, up to 25 per API call, and follows result pages."""
+
+    def __init__(self, client: SalesforceClient) -> None:
+        self._client = client
+
+    def run(self, queries: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+        rows: dict[str, list[dict[str, Any]]] = {}
+        items = list(queries.items())
+        for start in range(0, len(items), MAX_SUBREQUESTS):
+            rows |= self._run_part(items[start:start + MAX_SUBREQUESTS])
+        return rows
+
+    def _run_part(self, items: list[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
+        base = self._client.data_path
+        body = {"allOrNone": False, "compositeRequest": [
+            {"method": "GET", "url": f"{base}/query?{urlencode({'q': soql})}", "referenceId": ref}
+            for ref, soql in items
+        ]}
+        reply = self._client.rest("POST", "composite", body, what="batched query")
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for sub in reply["compositeResponse"]:
+            ref, result = sub["referenceId"], sub["body"]
+            if sub["httpStatusCode"] >= 300:
+                raise classify(sub["httpStatusCode"], result, f"query {ref}")
+            rows[ref] = list(result["records"])
+            while not result.get("done", True):
+                result = self._client.query_more(result["nextRecordsUrl"], f"query {ref}")
+                rows[ref] += result["records"]
+        return rows
+
+    def snapshot(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
+        """Latest plan per account and the already-applied event ids: one call per 25 chunks."""
+        queries = {}
+        for n, group in enumerate(chunks(account_ids)):
+            queries[f"plans{n}"] = format_soql(
+                "{:literal} WHERE Account_Id__c IN {} ORDER BY Seq__c", _select(sf.PLAN), group
+            )
+        for n, group in enumerate(chunks(event_ids)):
+            queries[f"ledger{n}"] = format_soql(
+                "{:literal} WHERE Event_Id__c IN {}", _select(sf.LEDGER, (sf.LEDGER_KEY,)), group
+            )
+        rows = self.run(queries)
+        plans: dict[str, Plan] = {}
+        processed: set[str] = set()
+        for ref, found in rows.items():
+            if ref.startswith("ledger"):
+                processed.update(row[sf.LEDGER_KEY] for row in found)
+            for row in found if ref.startswith("plans") else ():
+                plan = _plan(row)
+                if plan.account_id not in plans or plans[plan.account_id].seq < plan.seq:
+                    plans[plan.account_id] = plan
+        return Snapshot(plans=plans, processed=frozenset(processed))
+
+    def existing(self, changes: Sequence[EventChange], wanted: dict[str, dict[str, str]]) -> Existing:
+        """What of the batch is already in Salesforce: record keys, check-ins, campaign members."""
+        queries = _key_queries(wanted) | _member_queries(changes)
+        rows = self.run(queries) if queries else {}
+        keys: set[tuple[str, str]] = set()
+        event_ids: dict[str, str] = {}
+        members: set[tuple[str, str]] = set()
+        for ref, found in rows.items():
+            sobject = ref.split("__")[0]
+            keys.update((sobject, row[sf.KEY]) for row in found if row.get(sf.KEY))
+            if sobject == "Event":
+                event_ids.update((row[sf.KEY], row["Id"]) for row in found)
+            if sobject == "CampaignMember":
+                members.update((row["CampaignId"], row["ContactId"]) for row in found)
+        return Existing(frozenset(keys), event_ids, frozenset(members))
+
+    def records(self, account_id: str | None) -> list[Record]:
+        """Every record the worker wrote (optionally for one account), plans first."""
+        queries = {}
+        for sobject, account_field in _ACCOUNT_FIELD.items():
+            key = sf.PLAN_KEY if sobject == sf.PLAN else sf.KEY
+            queries[sobject] = format_soql(
+                "{:literal} WHERE {:literal} != null ORDER BY CreatedDate, Id", _select(sobject), key
+            ) if account_id is None else format_soql(
+                "{:literal} WHERE {:literal} != null AND {:literal} = {} ORDER BY CreatedDate, Id",
+                _select(sobject), key, account_field, account_id,
+            )
+        rows = self.run(queries)
+        return [_READERS[sobject](row) for sobject, kind_rows in rows.items() for row in kind_rows]
+
+
+def _key_queries(wanted: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Key look-ups, scoped by the indexed parent id (WhatId...) since the key fields are not.
+
+    Only well-formed ids go into a scope: Salesforce refuses the whole query for one malformed
+    id, and records can hang only from real ids anyway. Keys with any other parent are looked
+    up by key alone, so one bad id in one event never fails the batch.
+    """
+    queries: dict[str, str] = {}
+    for sobject, scopes in wanted.items():
+        select = _select(sobject, ("Id", sf.KEY))
+        scoped = [key for key, scope in scopes.items() if sf.is_salesforce_id(scope)]
+        loose = [key for key, scope in scopes.items() if not sf.is_salesforce_id(scope)]
+        for n, group in enumerate(chunks(scoped)):
+            queries[f"{sobject}__s{n}"] = format_soql(
+                "{:literal} WHERE {:literal} IN {} AND Winback_Key__c IN {}", select,
+                _SCOPE_FIELD[sobject], sorted({scopes[key] for key in group}), group,
+            )
+        for n, group in enumerate(chunks(loose)):
+            queries[f"{sobject}__k{n}"] = format_soql(
+                "{:literal} WHERE Winback_Key__c IN {}", select, group
+            )
+    return queries
+
+
+def _member_queries(changes: Sequence[EventChange]) -> dict[str, str]:
+    # Salesforce allows a contact once per campaign, whoever added it and under whatever key.
+    members = [a for c in changes for a in c.writes if isinstance(a, AddToCampaign)
+               and sf.is_salesforce_id(a.contact_id) and sf.is_salesforce_id(a.campaign_id)]
+    campaigns = sorted({a.campaign_id for a in members})
+    fields = ("Id", sf.KEY, "CampaignId", "ContactId")
+    return {
+        f"CampaignMember__m{n}": format_soql(
+            "{:literal} WHERE CampaignId IN {} AND ContactId IN {}",
+            _select("CampaignMember", fields), campaigns, group,
+        )
+        for n, group in enumerate(chunks(a.contact_id for a in members if a.contact_id))
+    }
+
+
+def _plan(row: dict[str, Any]) -> Plan:
+    try:
+        return Plan.model_validate(json.loads(row["State_Json__c"]))
+    except (ValueError, ValidationError) as exc:
+        raise CrmRejectedError(f"Winback plan {row.get(sf.PLAN_KEY)} holds no valid state: {exc}") from exc

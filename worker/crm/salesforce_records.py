@@ -1,0 +1,194 @@
+"""Where each CRM action lands in Salesforce (object and fields), and each row back as a ``Record``."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.actions import AddToCampaign, CreateTask, DraftEmail, Provenance, ScheduleCheckIn
+from handlers.plan import Plan
+from worker.crm.port import Record
+from worker.crm.records import iso
+
+PLAN, LEDGER = "Winback_Plan__c", "Winback_Ledger__c"
+PLAN_KEY, LEDGER_KEY, KEY = "Plan_Key__c", "Event_Id__c", "Winback_Key__c"
+TASK_OPEN, EMAIL_DRAFT = "Not Started", "5"
+PRIORITIES = {"low": "Low", "normal": "Normal", "high": "High"}
+_SALESFORCE_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
+_PROVENANCE = ("Winback_Plan_Key__c", "Winback_Event_Id__c", "Winback_Rule_Id__c",
+               "Winback_Rules_Version__c")
+
+# The fields the adapter writes per object (the start-up check requires them) and reads back.
+LEDGER_FIELDS = (LEDGER_KEY, "Event_Type__c", "Account_Id__c")
+PLAN_FIELDS = (
+    "Name", PLAN_KEY, "Account_Id__c", "Account__c", "Seq__c", "Stage__c", "Outcome__c", "Approach__c",
+    "Opened_At__c", "Closed_At__c", "Closing_Reason__c", "Desired_Result__c", "Lapse_Reason__c",
+    "Annual_Value__c", "Checkins_Done__c", "Checkins_Without_Movement__c", "Do_Not_Contact__c",
+    "Apology_Drafted__c", "Last_Sentiment__c", "State_Json__c",
+)
+TASK_FIELDS = (
+    "Subject", "Description", "ActivityDate", "Priority", "Status", "OwnerId", "WhatId", "WhoId",
+    "IsReminderSet", "ReminderDateTime", KEY, "Winback_Kind__c", "Winback_Due_At__c", *_PROVENANCE,
+)
+EVENT_FIELDS = (
+    "Subject", "Description", "StartDateTime", "DurationInMinutes", "OwnerId", "WhatId", "WhoId",
+    "ShowAs", KEY, "Winback_Slot__c", "Winback_Status__c", *_PROVENANCE,
+)
+EVENT_UPDATED = ("ShowAs", "Winback_Status__c")
+EMAIL_FIELDS = (
+    "Subject", "HtmlBody", "TextBody", "ToAddress", "Status", "IsPrivateDraft", "RelatedToId", KEY,
+    "Winback_Kind__c", "Winback_Owner_Id__c", "Winback_Contact_Id__c", *_PROVENANCE,
+)
+MEMBER_FIELDS = ("CampaignId", "ContactId", KEY, "Winback_Account_Id__c", *_PROVENANCE)
+_READ_ONLY = ("Id", "CreatedById", "CreatedDate")
+SELECTS: dict[str, tuple[str, ...]] = {
+    PLAN: ("Id", PLAN_KEY, "Seq__c", "State_Json__c"),
+    "Task": (*_READ_ONLY, "IsClosed", *TASK_FIELDS),
+    "Event": (*_READ_ONLY, *EVENT_FIELDS),
+    "EmailMessage": (*_READ_ONLY, *EMAIL_FIELDS),
+    "CampaignMember": (*_READ_ONLY, *MEMBER_FIELDS),
+}
+
+
+def is_salesforce_id(value: str | None) -> bool:
+    """Shaped like a record id; Salesforce refuses a whole query over one id that is not."""
+    return value is not None and _SALESFORCE_ID.fullmatch(value) is not None
+
+
+def _provenance(plan_key: str, p: Provenance) -> dict[str, Any]:
+    return dict(zip(_PROVENANCE, (plan_key, p.event_id, p.rule_id, p.rules_version), strict=True))
+
+
+def _present(body: dict[str, Any]) -> dict[str, Any]:
+    # On create an absent value is left out: a null OwnerId would be an error, not a default.
+    return {name: value for name, value in body.items() if value is not None}
+
+
+def ledger_body(event_id: str, event_type: str, account_id: str) -> dict[str, Any]:
+    return {LEDGER_KEY: event_id, "Event_Type__c": event_type[:100], "Account_Id__c": account_id}
+
+
+def plan_body(plan: Plan) -> dict[str, Any]:
+    """Upsert body (the key travels in the URL): report fields, and the whole state as JSON."""
+    body = {
+        "Name": f"{plan.account_name or plan.account_id} #{plan.seq}"[:80],
+        "Account_Id__c": plan.account_id, "Account__c": plan.account_id, "Seq__c": plan.seq,
+        "Stage__c": plan.stage,
+        "Outcome__c": plan.outcome, "Approach__c": plan.approach,
+        "Opened_At__c": iso(plan.opened_at), "Closed_At__c": iso(plan.closed_at),
+        "Closing_Reason__c": (plan.closing_reason or "")[:255] or None,
+        "Desired_Result__c": plan.desired_result, "Lapse_Reason__c": plan.lapse_reason,
+        "Annual_Value__c": plan.annual_value, "Checkins_Done__c": plan.checkins_done,
+        "Checkins_Without_Movement__c": plan.checkins_without_movement,
+        "Do_Not_Contact__c": plan.do_not_contact, "Apology_Drafted__c": plan.apology == "drafted",
+        "Last_Sentiment__c": plan.last_sentiment,
+        "State_Json__c": json.dumps(plan.model_dump(mode="json"), separators=(",", ":")),
+    }
+    if plan.owner_id:  # an upsert sends nulls to clear fields, but never a null owner
+        body["OwnerId"] = plan.owner_id
+    return body
+
+
+def task_body(a: CreateTask) -> dict[str, Any]:
+    return _present({
+        "Subject": a.subject, "Description": a.description, "Priority": PRIORITIES[a.priority],
+        "ActivityDate": a.due_at.astimezone(UTC).date().isoformat(), "Status": TASK_OPEN,
+        "OwnerId": a.owner_id, "WhatId": a.account_id, "WhoId": a.contact_id,
+        "IsReminderSet": a.reminder_at is not None, "ReminderDateTime": iso(a.reminder_at),
+        KEY: a.key, "Winback_Kind__c": a.kind, "Winback_Due_At__c": iso(a.due_at),
+        **_provenance(a.plan_key, a.provenance),
+    })
+
+
+def checkin_body(a: ScheduleCheckIn, status: str = "pending") -> dict[str, Any]:
+    return _present({
+        "Subject": a.subject, "Description": a.description, "StartDateTime": iso(a.start_at),
+        "DurationInMinutes": a.duration_minutes, "OwnerId": a.owner_id, "WhatId": a.account_id,
+        "WhoId": a.contact_id, "ShowAs": "Busy" if status == "pending" else "Free",
+        KEY: a.key, "Winback_Slot__c": a.slot, "Winback_Status__c": status,
+        **_provenance(a.plan_key, a.provenance),
+    })
+
+
+def checkin_status(status: str) -> dict[str, Any]:
+    """A check-in that took place or was cancelled no longer blocks the owner's calendar."""
+    return {"Winback_Status__c": status, "ShowAs": "Free"}
+
+
+def draft_body(a: DraftEmail) -> dict[str, Any]:
+    return _present({
+        "Subject": a.subject, "HtmlBody": a.body_html, "TextBody": a.body_text,
+        # A shared draft: the owner, not only the integration user that wrote it, can edit and send.
+        "ToAddress": a.to_address, "Status": EMAIL_DRAFT, "IsPrivateDraft": False,
+        "RelatedToId": a.account_id,
+        KEY: a.key, "Winback_Kind__c": a.kind, "Winback_Owner_Id__c": a.owner_id,
+        "Winback_Contact_Id__c": a.contact_id, **_provenance(a.plan_key, a.provenance),
+    })
+
+
+def member_body(a: AddToCampaign) -> dict[str, Any]:
+    return _present({
+        "CampaignId": a.campaign_id, "ContactId": a.contact_id, KEY: a.key,
+        "Winback_Account_Id__c": a.account_id, **_provenance(a.plan_key, a.provenance),
+    })
+
+
+def _time(text: str | None) -> str | None:
+    return iso(datetime.fromisoformat(text)) if text else None
+
+
+def _owner(row: dict[str, Any]) -> str | None:
+    # A record the worker left unassigned belongs to the integration user that created it.
+    owner = row.get("OwnerId")
+    return None if owner == row.get("CreatedById") else owner
+
+
+def _trail(row: dict[str, Any]) -> dict[str, Any]:
+    names = ("plan_key", "event_id", "rule_id", "rules_version")
+    return {name: row.get(field) for name, field in zip(names, _PROVENANCE, strict=True)}
+
+
+def plan_record(row: dict[str, Any]) -> Record:
+    state = json.loads(row["State_Json__c"])
+    return Record("plan", row[PLAN_KEY], state["account_id"], state)
+
+
+def task_record(row: dict[str, Any]) -> Record:
+    fields = {
+        "kind": row["Winback_Kind__c"], "subject": row["Subject"],
+        "description": row.get("Description") or "", "owner_id": _owner(row),
+        "due_at": _time(row.get("Winback_Due_At__c")),
+        "reminder_at": _time(row.get("ReminderDateTime")) if row.get("IsReminderSet") else None,
+        "priority": str(row["Priority"]).lower(), "status": "done" if row.get("IsClosed") else "open",
+        "contact_id": row.get("WhoId"), **_trail(row),
+    }
+    return Record("task", row[KEY], row["WhatId"], fields)
+
+
+def checkin_record(row: dict[str, Any]) -> Record:
+    fields = {
+        "slot": int(row["Winback_Slot__c"]), "subject": row["Subject"],
+        "description": row.get("Description") or "", "start_at": _time(row["StartDateTime"]),
+        "duration_minutes": int(row["DurationInMinutes"]), "owner_id": _owner(row),
+        "contact_id": row.get("WhoId"), "status": row["Winback_Status__c"], **_trail(row),
+    }
+    return Record("checkin", row[KEY], row["WhatId"], fields)
+
+
+def draft_record(row: dict[str, Any]) -> Record:
+    fields = {
+        "kind": row["Winback_Kind__c"], "subject": row["Subject"],
+        "body_html": row.get("HtmlBody") or "", "body_text": row.get("TextBody") or "",
+        "to_address": row.get("ToAddress"),
+        "owner_id": row.get("Winback_Owner_Id__c"),
+        "status": "draft" if row.get("Status") == EMAIL_DRAFT else "sent",
+        "contact_id": row.get("Winback_Contact_Id__c"), **_trail(row),
+    }
+    return Record("email_draft", row[KEY], row["RelatedToId"], fields)
+
+
+def member_record(row: dict[str, Any]) -> Record:
+    fields = {"campaign_id": row["CampaignId"], "contact_id": row.get("ContactId"), **_trail(row)}
+    return Record("campaign_member", row[KEY], row["Winback_Account_Id__c"], fields)

@@ -1,0 +1,159 @@
+"""One batch of deliveries → parsed events → pure handlers → one CRM apply → a disposition each.
+
+Events of the same account in one batch are handled in waves (one event per account per wave),
+so each event sees the plan the previous one left, and a failure of one account's event holds
+back only that account's later events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from handlers.actions import EventChange, PublishEvent
+from handlers.errors import PermanentError, TransientError
+from handlers.events import Event, parse_event, peek_ids
+from handlers.outcome import Outcome
+from handlers.plan import Plan, Suppression
+from handlers.rules.ruleset import RuleSet
+from worker.crm.port import Crm
+from worker.policy import Ack, Disposition, RetryPolicy
+
+Handle = Callable[[Event, Plan | None, RuleSet, datetime], Outcome]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One delivery as the processor sees it; ``attempts`` counts broker-level retries so far."""
+
+    tag: int
+    routing_key: str
+    body: bytes
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What to do with one message: the disposition, and events to publish before acking."""
+
+    disposition: Disposition
+    publishes: tuple[PublishEvent, ...] = ()
+    log: dict[str, Any] = field(default_factory=dict)
+    suppressed: tuple[Suppression, ...] = ()
+
+
+class _HeldBack(TransientError):
+    """An earlier event of the same account failed in this batch; keep their order."""
+
+
+class Processor:
+    """Turns a batch of messages into results. Never raises: every failure becomes a disposition."""
+
+    def __init__(
+        self,
+        crm: Crm,
+        rules: Callable[[], RuleSet],
+        handle: Handle,
+        clock: Callable[[], datetime],
+        policy: RetryPolicy,
+    ) -> None:
+        self._crm = crm
+        self._rules = rules
+        self._handle = handle
+        self._clock = clock
+        self._policy = policy
+
+    def process(self, messages: Sequence[Message]) -> list[Result]:
+        results: dict[int, Result] = {}
+        events: list[tuple[Message, Event]] = []
+        for message in messages:
+            try:
+                events.append((message, parse_event(message.body)))
+            except PermanentError as exc:
+                results[message.tag] = self._result(message, exc, peek_ids(message.body))
+        if events:
+            self._process_events(events, results)
+        return [results[m.tag] for m in messages]
+
+    def _process_events(self, events: list[tuple[Message, Event]], results: dict[int, Result]) -> None:
+        rules = self._rules()  # once per batch: a reload never lands in the middle of one
+        try:
+            snapshot = self._crm.load({e.account_id for _, e in events}, {e.id for _, e in events})
+        except Exception as exc:  # noqa: BLE001 - the batch boundary: every failure is classified
+            for message, event in events:
+                results[message.tag] = self._result(message, exc, _ids(event))
+            return
+        plans = dict(snapshot.plans)
+        seen = set(snapshot.processed)
+        pending = list(events)
+        failed_accounts: set[str] = set()
+        while pending:
+            wave, later, wave_accounts = [], [], set()
+            for message, event in pending:
+                if event.account_id in wave_accounts:
+                    later.append((message, event))
+                else:
+                    wave_accounts.add(event.account_id)
+                    wave.append((message, event))
+            self._run_wave(wave, rules, plans, seen, failed_accounts, results)
+            pending = later
+
+    def _run_wave(
+        self,
+        wave: list[tuple[Message, Event]],
+        rules: RuleSet,
+        plans: dict[str, Plan],
+        seen: set[str],
+        failed_accounts: set[str],
+        results: dict[int, Result],
+    ) -> None:
+        now = self._clock()
+        staged: list[tuple[Message, Event, Outcome]] = []
+        for message, event in wave:
+            ids = _ids(event)
+            if event.account_id in failed_accounts:
+                results[message.tag] = self._result(message, _HeldBack("an earlier event failed"), ids)
+            elif event.id in seen:
+                results[message.tag] = Result(Ack(), log=ids | {"duplicate": True})
+            else:
+                try:
+                    outcome = self._handle(event, plans.get(event.account_id), rules, now)
+                except Exception as exc:  # noqa: BLE001 - per-message boundary
+                    results[message.tag] = self._result(message, exc, ids)
+                    continue
+                staged.append((message, event, outcome))
+        if not staged:
+            return
+        changes = [EventChange(e.id, e.type, e.account_id, o.actions) for _, e, o in staged]
+        try:
+            errors: Sequence[BaseException | None] = self._crm.apply(changes)
+        except Exception as exc:  # noqa: BLE001 - the whole write failed: each event decides alone
+            errors = [exc] * len(changes)
+        for (message, event, outcome), error, change in zip(staged, errors, changes, strict=True):
+            ids = _ids(event)
+            if error is None:
+                seen.add(event.id)
+                if outcome.plan is not None:
+                    plans[event.account_id] = outcome.plan
+                results[message.tag] = Result(Ack(), change.publishes, ids | _summary(outcome),
+                                              outcome.suppressed)
+            else:
+                if isinstance(error, TransientError):
+                    failed_accounts.add(event.account_id)
+                results[message.tag] = self._result(message, error, ids)
+
+    def _result(self, message: Message, error: BaseException, ids: dict[str, Any]) -> Result:
+        return Result(self._policy.decide(error, message.attempts), log=ids | {"error": str(error)})
+
+
+def _ids(event: Event) -> dict[str, Any]:
+    return {"event_id": event.id, "event_type": event.type, "account_id": event.account_id}
+
+
+def _summary(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "actions": len(outcome.actions),
+        "stage": outcome.plan.stage if outcome.plan else None,
+    }

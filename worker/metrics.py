@@ -1,0 +1,64 @@
+"""Prometheus metrics and the health endpoint, on an explicit registry (no global state)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.exposition import generate_latest
+
+
+class Metrics:
+    """Every metric the worker exports. Pass one instance down; tests make their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter("winback_events", "Messages settled, by outcome.", ["outcome"], registry=r)
+        self.suppressed = Counter(
+            "winback_actions_suppressed", "Actions not written, by reason.", ["action"], registry=r
+        )
+        self.batch_seconds = Histogram(
+            "winback_batch_seconds", "Time to handle one batch, CRM writes included.", registry=r
+        )
+        self.broker_reconnects = Counter(
+            "winback_broker_reconnects", "Times the AMQP connection was lost.", registry=r
+        )
+        self.rules_info = Info("winback_rules", "The rules version in force.", registry=r)
+        self.rules_refused = Counter(
+            "winback_rules_reloads_refused", "Rules files refused on reload.", registry=r
+        )
+        self.connected = Gauge("winback_broker_connected", "1 while consuming.", registry=r)
+
+
+def serve(metrics: Metrics, port: int, healthy: Callable[[], bool]) -> ThreadingHTTPServer:
+    """Serve ``/metrics``, ``/healthz`` (process alive) and ``/readyz`` (consuming) on ``port``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                self._reply(200, generate_latest(metrics.registry), "text/plain; version=0.0.4")
+            elif self.path == "/healthz":
+                self._reply(200, b"ok\n", "text/plain")
+            elif self.path == "/readyz":
+                ok = healthy()
+                self._reply(200 if ok else 503, b"ready\n" if ok else b"not consuming\n", "text/plain")
+            else:
+                self._reply(404, b"not found\n", "text/plain")
+
+        def _reply(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+            return  # probes every few seconds would drown the logs
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 - probes come from the kubelet
+    threading.Thread(target=server.serve_forever, name="winback-metrics", daemon=True).start()
+    return server

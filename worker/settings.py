@@ -1,0 +1,109 @@
+"""Settings from ``WINBACK_*`` environment variables, validated once at start-up into a frozen object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from handlers.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Every knob of the worker. ``winback --help`` lists them with these descriptions."""
+
+    model_config = SettingsConfigDict(env_prefix="WINBACK_", frozen=True, extra="ignore")
+
+    amqp_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F"),
+        description="AMQP URL of the RabbitMQ broker (credentials are never logged).",
+    )
+    exchange: str = Field("crm.events", description="Durable topic exchange the CRM publishes to.")
+    queue: str = Field("winback.events", description="Durable quorum work queue.")
+    parking_queue: str = Field("winback.parked", description="Queue of parked messages.")
+    dead_letter_exchange: str = Field("winback.dlx", description="Dead-letter exchange.")
+    retry_delays: tuple[float, ...] = Field(
+        (5.0, 30.0, 120.0, 600.0),
+        description="Broker-level retry delays in seconds, one per attempt (JSON list).",
+    )
+    delivery_limit: int = Field(
+        20, ge=1, description="Redeliveries before the broker parks a message that kills workers."
+    )
+    prefetch: int = Field(200, ge=1, le=65535, description="Unacked deliveries per worker.")
+    batch_size: int = Field(100, ge=1, le=1000, description="Events handled per CRM batch.")
+    batch_wait_ms: int = Field(50, ge=0, le=5000, description="How long to gather a batch.")
+    heartbeat: int = Field(30, ge=1, le=600, description="AMQP heartbeat interval in seconds.")
+    grace_period: float = Field(
+        25.0, gt=0, description="Seconds to finish in-flight messages after SIGTERM."
+    )
+    crm: Literal["local", "salesforce"] = Field("local", description="CRM adapter.")
+    local_crm_path: Path = Field(
+        Path("winback-crm.sqlite3"), description="SQLite file of the embedded CRM."
+    )
+    rules: Path = Field(Path("config/rules.yaml"), description="Rules file (YAML).")
+    rules_poll_seconds: float = Field(2.0, gt=0, description="How often to look for new rules.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus/health port; 0 = off.")
+    log_format: Literal["auto", "json", "console"] = Field("auto", description="Log format.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    salesforce_login_url: HttpUrl = Field(
+        HttpUrl("https://login.salesforce.com"), description="OAuth login URL (JWT bearer flow)."
+    )
+    salesforce_client_id: str | None = Field(None, description="Connected app consumer key.")
+    salesforce_username: str | None = Field(None, description="Integration user's username.")
+    salesforce_private_key_file: Path | None = Field(None, description="PEM key for the JWT.")
+    salesforce_instance_url: HttpUrl | None = Field(None, description="Instance URL (token mode).")
+    salesforce_access_token: SecretStr | None = Field(None, description="Access token (token mode).")
+    salesforce_api_version: str = Field("62.0", pattern=r"^\d+\.\d$", description="REST API version.")
+    salesforce_ca_bundle: Path | None = Field(None, description="CA bundle for a private CA.")
+    salesforce_timeout: float = Field(30.0, gt=0, description="Seconds per Salesforce HTTP call.")
+    salesforce_api_floor: int = Field(
+        5000, ge=0, description="Remaining daily API calls below which the worker slows down."
+    )
+
+    @model_validator(mode="after")
+    def _salesforce_mode_is_complete(self) -> Settings:
+        if self.crm != "salesforce":
+            return self
+        jwt = (self.salesforce_client_id, self.salesforce_username, self.salesforce_private_key_file)
+        token = (self.salesforce_instance_url, self.salesforce_access_token)
+        if all(token) or all(jwt):
+            return self
+        raise ValueError(
+            "WINBACK_CRM=salesforce needs either WINBACK_SALESFORCE_INSTANCE_URL and "
+            "WINBACK_SALESFORCE_ACCESS_TOKEN, or WINBACK_SALESFORCE_CLIENT_ID, "
+            "WINBACK_SALESFORCE_USERNAME and WINBACK_SALESFORCE_PRIVATE_KEY_FILE"
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning any validation problem into one clear ConfigError line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = "_".join(str(p) for p in err["loc"]).upper()
+            where = f"WINBACK_{name}" if name else "settings"
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError("invalid setting: " + "; ".join(problems)) from exc
+
+
+def settings_help() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for ``--help`` and the README."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if isinstance(default, SecretStr):  # a public default (guest on localhost), not a secret
+            default = default.get_secret_value()
+        if isinstance(default, tuple):
+            default = json.dumps([int(v) if float(v).is_integer() else v for v in default])
+        rows.append((f"WINBACK_{name.upper()}", "" if default is None else str(default),
+                     info.description or ""))
+    return rows
+
+
+__all__ = ["Settings", "load_settings", "settings_help"]
