@@ -1,0 +1,27 @@
+"""Every CRM adapter, empty and ready, for the suites that must pass on each of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.sfserver import salesforce_crm
+from worker.crm.local import LocalCrm
+from worker.crm.port import Crm
+
+ADAPTERS = ("local", "salesforce")
+
+
+@contextmanager
+def open_crm(kind: str, tmp_path: Path) -> Iterator[Crm]:
+    """The embedded CRM in a fresh file, or the Salesforce adapter on a fresh HTTPS test org."""
+    if kind == "salesforce":
+        with salesforce_crm(tmp_path) as (_, adapter):
+            yield adapter
+        return
+    local = LocalCrm(tmp_path / "crm.sqlite3")
+    try:
+        yield local
+    finally:
+        local.close()

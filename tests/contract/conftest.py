@@ -1,0 +1,17 @@
+"""The adapters the contract suite runs against: each yields a fresh, empty CRM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.adapters import ADAPTERS, open_crm
+from worker.crm.port import Crm
+
+
+@pytest.fixture(params=ADAPTERS)
+def crm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Crm]:
+    with open_crm(request.param, tmp_path) as adapter:
+        yield adapter

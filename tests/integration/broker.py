@@ -1,0 +1,99 @@
+"""A real RabbitMQ for integration tests: unique names per test, publishing and peeking helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pytest
+
+AMQP_URL = os.environ.get("WINBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def require_broker() -> None:
+    """Fail in CI, skip locally, when no broker answers (dramatiq's way)."""
+    try:
+        pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
+    except pika.exceptions.AMQPError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL}: {exc}")
+
+
+@dataclass(frozen=True)
+class Names:
+    """Unique exchange and queue names for one test, as WINBACK_* setting overrides."""
+
+    prefix: str
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {
+            "amqp_url": AMQP_URL,
+            "exchange": f"{self.prefix}.events",
+            "queue": f"{self.prefix}.work",
+            "parking_queue": f"{self.prefix}.parked",
+            "dead_letter_exchange": f"{self.prefix}.dlx",
+        }
+
+
+@contextmanager
+def channel() -> Iterator[Any]:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        yield connection.channel()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def delete_all(names: Names, retry_delays: tuple[float, ...]) -> None:
+    s = names.settings
+    with channel() as ch:
+        queues = [s["queue"], s["parking_queue"]]
+        queues += [f"{s['queue']}.retry.{int(d * 1000)}ms" for d in retry_delays]
+        for q in queues:
+            ch.queue_delete(q)
+        ch.exchange_delete(s["exchange"])
+        ch.exchange_delete(s["dead_letter_exchange"])
+
+
+def publish(names: Names, body: bytes | dict[str, Any], routing_key: str | None = None) -> None:
+    if isinstance(body, dict):
+        routing_key = routing_key or body["type"]
+        body = json.dumps(body).encode()
+    with channel() as ch:
+        ch.confirm_delivery()
+        ch.basic_publish(names.settings["exchange"], routing_key or "crm.customer.lapsed", body,
+                         pika.BasicProperties(delivery_mode=2), mandatory=True)
+
+
+def message_count(queue: str) -> int:
+    with channel() as ch:
+        return int(ch.queue_declare(queue, passive=True).method.message_count)
+
+
+def take_all(queue: str) -> list[tuple[dict[str, Any], bytes]]:
+    """Every message in ``queue`` (headers, body), acknowledged."""
+    return [(headers, body) for _, headers, body in take_all_routed(queue)]
+
+
+def take_all_routed(queue: str) -> list[tuple[str, dict[str, Any], bytes]]:
+    """Every message in ``queue`` (routing key, headers, body), acknowledged."""
+    out = []
+    with channel() as ch:
+        while True:
+            method, props, body = ch.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append((method.routing_key, dict(props.headers or {}), body))
+
+
+def new_names() -> Names:
+    return Names(f"test.{uuid.uuid4().hex[:10]}")

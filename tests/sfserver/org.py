@@ -1,0 +1,230 @@
+"""The test org's data: records per object, Salesforce's write validations, undoable transactions."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+from tests.sfserver.schema import Field, SObject
+
+HALTED_MESSAGE = "The transaction was rolled back since another operation in the same transaction failed."
+ID_PATTERN = re.compile(r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
+
+
+class SfError(Exception):
+    """A Salesforce error response: HTTP status and the ``[{message, errorCode, fields}]`` body."""
+
+    def __init__(self, status: int, code: str, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+    def body(self) -> list[dict[str, Any]]:
+        return [{"message": self.message, "errorCode": self.code, "fields": list(self.fields)}]
+
+
+def not_found() -> SfError:
+    return SfError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+class Transaction:
+    """An undo log: every write records how to take it back."""
+
+    def __init__(self) -> None:
+        self.undo: list[Callable[[], None]] = []
+
+
+RecordHook = Callable[[str, dict[str, Any]], None]
+
+
+class Org:
+    """Records of one org, guarded by one lock (the HTTP server is threaded)."""
+
+    def __init__(self, schema: dict[str, SObject], user_id: str, strict_ids: bool = False) -> None:
+        self.schema = schema
+        self.user_id = user_id
+        self.strict_ids = strict_ids
+        self.lock = threading.RLock()
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in schema}
+        self.before_write: list[RecordHook] = []  # fault injection: may raise SfError
+        self._index: dict[tuple[str, str], dict[Any, str]] = {}  # unique field values -> record id
+        self._counter = 0
+
+    def sobject(self, name: str) -> SObject:
+        if name not in self.schema:
+            raise not_found()
+        return self.schema[name]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """All writes inside commit together; an exception undoes every one of them."""
+        with self.lock:
+            tx = Transaction()
+            try:
+                yield tx
+            except BaseException:
+                for undo in reversed(tx.undo):
+                    undo()
+                raise
+
+    def create(self, tx: Transaction, name: str, body: dict[str, Any]) -> str:
+        obj = self.sobject(name)
+        if not obj.createable:
+            raise SfError(400, "INSUFFICIENT_ACCESS_OR_READONLY",
+                          f"insufficient access rights on object: {name}")
+        values = self._values(obj, body, "createable")
+        self._run_hooks(name, values)
+        self._check_required(obj, values)
+        self._counter += 1
+        record_id = f"{obj.prefix}5g{self._counter:010d}AAA"
+        row = {"Id": record_id, "CreatedById": self.user_id, "CreatedDate": _now(),
+               **self._defaults(obj), **values}
+        if name == "Task":
+            row["IsClosed"] = row.get("Status") == "Completed"
+        self._put(obj, row)
+        tx.undo.append(lambda: self._remove(obj, record_id))
+        return record_id
+
+    def update(self, tx: Transaction, name: str, record_id: str, body: dict[str, Any]) -> None:
+        obj = self.sobject(name)
+        table = self.tables[name]
+        if record_id not in table:
+            raise not_found()
+        if not obj.updateable:
+            raise SfError(400, "INSUFFICIENT_ACCESS_OR_READONLY",
+                          f"insufficient access rights on object id: {record_id}")
+        values = self._values(obj, body, "updateable")
+        self._run_hooks(name, {**table[record_id], **values})
+        before = table[record_id]
+        self._remove(obj, record_id)
+        try:
+            self._put(obj, {**before, **values})
+        except SfError:
+            self._put(obj, before)
+            raise
+        tx.undo.append(lambda: (self._remove(obj, record_id), self._put(obj, before)))
+
+    def upsert(self, tx: Transaction, name: str, key_field: str, key: str,
+               body: dict[str, Any]) -> tuple[str, bool]:
+        obj = self.sobject(name)
+        info = obj.fields.get(key_field)
+        if info is None or not info.external_id:
+            raise SfError(404, "NOT_FOUND", f"Provided external ID field does not exist or is "
+                          f"not accessible: {key_field}")
+        if key_field in body and body[key_field] != key:
+            raise SfError(400, "INVALID_FIELD", f"The value of {key_field} in the body does not "
+                          "match the URL")
+        found = self._index.get((name, key_field), {}).get(key)
+        if found is None and not info.unique:
+            found = next((i for i, row in self.tables[name].items() if row.get(key_field) == key),
+                         None)
+        if found is not None:
+            self.update(tx, name, found, body)
+            return found, False
+        return self.create(tx, name, {**body, key_field: key}), True
+
+    def get(self, name: str, record_id: str) -> dict[str, Any]:
+        row = self.tables[self.sobject(name).name].get(record_id)
+        if row is None:
+            raise not_found()
+        return dict(row)
+
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(row) for row in self.tables[name].values()]
+
+    def _run_hooks(self, name: str, values: dict[str, Any]) -> None:
+        for hook in list(self.before_write):
+            hook(name, values)
+
+    def _defaults(self, obj: SObject) -> dict[str, Any]:
+        defaults: dict[str, Any] = {"OwnerId": self.user_id} if "OwnerId" in obj.fields else {}
+        for name, f in obj.fields.items():
+            if f.type == "boolean":
+                defaults[name] = False
+        return defaults
+
+    def _values(self, obj: SObject, body: dict[str, Any], access: str) -> dict[str, Any]:
+        values = {}
+        for name, value in body.items():
+            if name == "attributes":
+                continue
+            f = obj.fields.get(name)
+            if f is None:
+                raise SfError(400, "INVALID_FIELD",
+                              f"No such column '{name}' on sobject of type {obj.name}")
+            if not getattr(f, access):
+                raise SfError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                              f"Unable to create/update fields: {name}. Please check the security "
+                              "settings of this field and verify that it is read/write for your "
+                              "profile or permission set.", (name,))
+            values[name] = self._value(f, value)
+        return values
+
+    def _value(self, f: Field, value: Any) -> Any:
+        if value is None:
+            return None
+        if f.type in ("string", "textarea") and len(str(value)) > f.length:
+            raise SfError(400, "STRING_TOO_LONG", f"{f.name}: data value too large: "
+                          f"{str(value)[:40]}... (max length={f.length})", (f.name,))
+        if f.type == "picklist" and f.values and value not in f.values:
+            raise SfError(400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                          f"{f.name}: bad value for restricted picklist field: {value}", (f.name,))
+        if f.type == "reference" and self.strict_ids and not ID_PATTERN.match(str(value)):
+            raise SfError(400, "MALFORMED_ID", f"{f.name}: id value of incorrect type: {value}",
+                          (f.name,))
+        if f.type == "datetime":
+            return _datetime(f.name, value)
+        if f.type == "date":
+            return date.fromisoformat(str(value)).isoformat()
+        if f.type in ("double", "int"):
+            return float(value) if f.type == "double" else int(value)
+        return value
+
+    def _check_required(self, obj: SObject, values: dict[str, Any]) -> None:
+        missing = [group[0] for group in obj.required
+                   if all(values.get(name) in (None, "") for name in group)]
+        if missing:
+            raise SfError(400, "REQUIRED_FIELD_MISSING",
+                          f"Required fields are missing: [{', '.join(missing)}]", tuple(missing))
+
+    def _put(self, obj: SObject, row: dict[str, Any]) -> None:
+        """Store ``row``, refusing a value a unique field already holds on another record."""
+        for name, f in obj.fields.items():
+            value = row.get(name)
+            other = self._index.get((obj.name, name), {}).get(value) if f.unique else None
+            if other is not None and other != row["Id"]:
+                raise SfError(400, "DUPLICATE_VALUE", f"duplicate value found: {name} "
+                              f"duplicates value on record with id: {other}", (name,))
+        together = tuple(row.get(n) for n in obj.unique_together)
+        for other in self.tables[obj.name].values() if obj.unique_together else ():
+            if other["Id"] != row["Id"] and tuple(other.get(n) for n in obj.unique_together) == together:
+                raise SfError(400, "DUPLICATE_VALUE", "Already a campaign member.")
+        for name, f in obj.fields.items():
+            if f.unique and row.get(name) not in (None, ""):
+                self._index.setdefault((obj.name, name), {})[row[name]] = row["Id"]
+        self.tables[obj.name][row["Id"]] = row
+
+    def _remove(self, obj: SObject, record_id: str) -> None:
+        row = self.tables[obj.name].pop(record_id)
+        for name, f in obj.fields.items():
+            if f.unique and row.get(name) not in (None, ""):
+                self._index.get((obj.name, name), {}).pop(row[name], None)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _datetime(name: str, value: Any) -> str:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise SfError(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of datetime from "
+                      f"VALUE_STRING value {value} for field {name}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"

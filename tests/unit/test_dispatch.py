@@ -1,0 +1,133 @@
+"""The batch processor: ordering per account, duplicates, and one disposition per message."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+
+from handlers.actions import EventChange, SavePlan
+from handlers.errors import CrmUnavailableError, RuleError, WinbackError
+from handlers.events import Event
+from handlers.outcome import Outcome
+from handlers.plan import Change, Plan, plan_key
+from handlers.rules.ruleset import RuleSet
+from tests.integration.harness import EMPTY_RULES, lapsed
+from worker.crm.local import LocalCrm
+from worker.crm.port import Snapshot
+from worker.dispatch import Message, Processor
+from worker.policy import Ack, Park, Retry, RetryPolicy
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def note_event(event: Event, plan: Plan | None, rules: RuleSet, now: datetime) -> Outcome:
+    """Stand-in handler: opens a plan on first sight and notes every event id in its history."""
+    if event.data.account_id == "ACC-RULE-ERROR":
+        raise RuleError("template 'missing.j2' not found")
+    plan = plan or Plan(key=plan_key(event.account_id, 1), account_id=event.account_id, seq=1,
+                        stage="discovering", opened_at=now, opened_by=event.id)
+    change = Change(at=now, event_id=event.id, rules_version=rules.version, rule_id="t", what="seen")
+    plan = plan.model_copy(update={"history": (*plan.history, change), "revision": plan.revision + 1})
+    return Outcome(actions=(SavePlan(plan),), plan=plan)
+
+
+class FailsFor:
+    """The local CRM, failing the changes of one account with a transient error."""
+
+    def __init__(self, account: str) -> None:
+        self.inner, self.account, self.name = LocalCrm(":memory:"), account, "fails"
+        self.load, self.records = self.inner.load, self.inner.records
+
+    def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
+        ok = [c for c in changes if c.account_id != self.account]
+        results = iter(self.inner.apply(ok))
+        return [CrmUnavailableError("locked") if c.account_id == self.account else next(results)
+                for c in changes]
+
+
+def _messages(*events: dict[str, object] | bytes) -> list[Message]:
+    return [Message(tag=i + 1, routing_key="crm.customer.lapsed",
+                    body=e if isinstance(e, bytes) else json.dumps(e).encode())
+            for i, e in enumerate(events)]
+
+
+def _processor(crm: object) -> Processor:
+    return Processor(crm, lambda: EMPTY_RULES, note_event, lambda: NOW, RetryPolicy((5.0,)))  # type: ignore[arg-type]
+
+
+def _history(crm: LocalCrm, account: str) -> list[str]:
+    return [c.event_id for c in crm.load([account], []).plans[account].history]
+
+
+def test_events_of_one_account_in_one_batch_are_handled_in_order_each_seeing_the_last_plan() -> None:
+    crm = LocalCrm(":memory:")
+    results = _processor(crm).process(_messages(
+        lapsed("e1", "A"), lapsed("e2", "B"), lapsed("e3", "A"), lapsed("e4", "A")))
+    assert [r.disposition for r in results] == [Ack()] * 4
+    assert _history(crm, "A") == ["e1", "e3", "e4"]
+    assert _history(crm, "B") == ["e2"]
+
+
+def test_an_event_already_applied_is_acknowledged_without_running_the_handler_again() -> None:
+    crm = LocalCrm(":memory:")
+    _processor(crm).process(_messages(lapsed("e1", "A")))
+    results = _processor(crm).process(_messages(lapsed("e1", "A"), lapsed("e1", "A")))
+    assert [r.disposition for r in results] == [Ack(), Ack()]
+    assert all(r.log.get("duplicate") for r in results)
+    assert _history(crm, "A") == ["e1"]
+
+
+def test_a_transient_failure_holds_back_only_that_accounts_later_events() -> None:
+    crm = FailsFor("A")
+    results = _processor(crm).process(_messages(lapsed("e1", "A"), lapsed("e2", "B"), lapsed("e3", "A")))
+    kinds = [type(r.disposition) for r in results]
+    assert kinds == [Retry, Ack, Retry]
+    assert "earlier event failed" in results[2].log["error"]
+    assert list(crm.load(["A", "B"], []).plans) == ["B"]
+
+
+def test_invalid_messages_and_rule_errors_are_parked_while_the_rest_are_written() -> None:
+    crm = LocalCrm(":memory:")
+    results = _processor(crm).process(_messages(
+        b"{oops", lapsed("e2", "ACC-RULE-ERROR"), lapsed("e3", "B")))
+    assert [type(r.disposition) for r in results] == [Park, Park, Ack]
+    assert results[1].disposition == Park("template 'missing.j2' not found", "RuleError")
+    assert results[1].log["account_id"] == "ACC-RULE-ERROR"
+    assert list(crm.load(["B", "ACC-RULE-ERROR"], []).plans) == ["B"]
+
+
+def test_a_crm_that_cannot_be_read_retries_the_whole_batch() -> None:
+    crm = LocalCrm(":memory:")
+    crm.close()  # every read now fails
+    results = _processor(crm).process(_messages(lapsed("e1", "A"), lapsed("e2", "B")))
+    assert [type(r.disposition) for r in results] == [Retry, Retry]
+
+
+class ReadsBefore:
+    """The local CRM as a second worker saw it: its first read returns an earlier snapshot."""
+
+    def __init__(self, inner: LocalCrm, snapshot: Snapshot) -> None:
+        self.inner, self.name, self._stale = inner, "stale", snapshot
+        self.apply, self.records = inner.apply, inner.records
+
+    def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
+        stale, self._stale = self._stale, None
+        return stale if stale is not None else self.inner.load(account_ids, event_ids)
+
+
+def test_a_worker_that_read_a_stale_plan_retries_and_its_event_lands_on_the_newer_plan() -> None:
+    crm = LocalCrm(":memory:")
+    _processor(crm).process(_messages(lapsed("e1", "A")))
+    seen_by_second_worker = crm.load(["A"], ["e3"])
+    _processor(crm).process(_messages(lapsed("e2", "A")))  # the first worker moves on meanwhile
+
+    second = _processor(ReadsBefore(crm, seen_by_second_worker))
+    (result,) = second.process(_messages(lapsed("e3", "A")))
+    assert isinstance(result.disposition, Retry)
+    assert "PlanConflictError" in result.disposition.reason
+    assert _history(crm, "A") == ["e1", "e2"], "the newer plan was not overwritten"
+
+    (retried,) = second.process(_messages(lapsed("e3", "A")))
+    assert retried.disposition == Ack()
+    assert _history(crm, "A") == ["e1", "e2", "e3"]

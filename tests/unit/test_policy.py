@@ -1,0 +1,43 @@
+"""The ack / retry / park decision, as a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.errors import (
+    CrmRejectedError,
+    CrmUnavailableError,
+    InvalidEventError,
+    RateLimitedError,
+    RuleError,
+    UnknownEventTypeError,
+)
+from worker.policy import Ack, Park, Retry, RetryPolicy
+
+POLICY = RetryPolicy(delays=(5.0, 30.0, 120.0))
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts", "expected"),
+    [
+        (None, 0, Ack()),
+        (None, 3, Ack()),
+        (InvalidEventError("bad"), 0, Park("bad", "InvalidEventError")),
+        (UnknownEventTypeError("what"), 0, Park("what", "UnknownEventTypeError")),
+        (CrmRejectedError("INVALID_FIELD"), 0, Park("INVALID_FIELD", "CrmRejectedError")),
+        (RuleError("no template"), 2, Park("no template", "RuleError")),
+        (CrmUnavailableError("down"), 0, Retry(0, 5.0, "transient CrmUnavailableError: down")),
+        (RateLimitedError("limit"), 1, Retry(1, 30.0, "transient RateLimitedError: limit")),
+        (CrmUnavailableError("down"), 2, Retry(2, 120.0, "transient CrmUnavailableError: down")),
+        (CrmUnavailableError("down"), 3,
+         Park("gave up after 3 retries: CrmUnavailableError: down", "CrmUnavailableError")),
+        (KeyError("bug"), 0, Retry(0, 5.0, "unexpected KeyError: 'bug'")),
+        (KeyError("bug"), 3, Park("gave up after 3 retries: KeyError: 'bug'", "KeyError")),
+    ],
+)
+def test_decision_table(error: BaseException | None, attempts: int, expected: object) -> None:
+    assert POLICY.decide(error, attempts) == expected
+
+
+def test_no_retries_configured_parks_transient_errors_at_once() -> None:
+    assert isinstance(RetryPolicy(delays=()).decide(CrmUnavailableError("x"), 0), Park)
