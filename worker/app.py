@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
+from typing import Any
 
 import structlog
 
+from handlers.errors import TransientError
 from handlers.registry import handle
 from worker.consumer import Consumer
 from worker.crm.factory import build_crm
@@ -17,6 +19,9 @@ from worker.metrics import Metrics, serve
 from worker.policy import RetryPolicy
 from worker.rules_source import RulesHolder, RulesWatcher, load_snapshot
 from worker.settings import Settings
+
+CRM_WAIT_FIRST = 1.0  # seconds before asking an unreachable CRM again; doubles up to the max
+CRM_WAIT_MAX = 60.0
 
 
 def utcnow() -> datetime:
@@ -34,8 +39,12 @@ class App:
 
     def run(self, exit_when_idle: float | None = None) -> None:
         log = structlog.get_logger("winback")
-        self.watcher.start()
         try:
+            if not self._wait_for_crm(log):
+                return  # stopped while waiting
+            log.info("worker_ready", crm=self.crm.name,
+                     rules_version=self.watcher.holder.current().version, queue=self.settings.queue)
+            self.watcher.start()
             self.consumer.run(exit_when_idle)
         finally:
             self.watcher.stop()
@@ -45,16 +54,34 @@ class App:
                 self.server.server_close()
             log.info("worker_stopped")
 
+    def _wait_for_crm(self, log: Any) -> bool:
+        """Check the CRM until it answers: False if a stop came first.
 
-def build_app(settings: Settings, metrics: Metrics | None = None) -> App:
-    """Everything is checked here, before the first message: rules, CRM, settings."""
+        A CRM that refuses us (credentials, metadata) raises ConfigError and the worker exits 2
+        with the reason. One that is only down or rate-limited is waited for, with backoff, and
+        the pod stays alive and not ready instead of crash-looping through the outage.
+        """
+        delay = CRM_WAIT_FIRST
+        while True:
+            try:
+                self.crm.check()
+            except TransientError as exc:
+                self.metrics.crm_checks_failed.inc()
+                log.warning("crm_unavailable_at_start", crm=self.crm.name, error=str(exc), retry_in=delay)
+                if self.consumer.pause(delay):
+                    return False
+                delay = min(delay * 2, CRM_WAIT_MAX)
+            else:
+                return True
+
+
+def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | None = None) -> App:
+    """Build every part from the settings: rules are checked here; the CRM when ``run`` starts."""
     metrics = metrics or Metrics()
-    log = structlog.get_logger("winback")
     rules, loaded = load_snapshot(settings.rules)  # RulesInvalidError with file:line messages
     holder = RulesHolder(rules)
     metrics.rules_info.info({"version": rules.version, "source": str(settings.rules)})
-    crm = build_crm(settings)
-    crm.check()
+    crm = crm or build_crm(settings)
     processor = Processor(crm, holder.current, handle, utcnow, RetryPolicy(settings.retry_delays))
     consumer = Consumer(settings, processor, metrics)
     watcher = RulesWatcher(settings.rules, holder, settings.rules_poll_seconds, loaded=loaded,
@@ -62,5 +89,4 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> App:
     server = None
     if settings.metrics_port:
         server = serve(metrics, settings.metrics_port, healthy=consumer.is_consuming)
-    log.info("worker_ready", crm=crm.name, rules_version=rules.version, queue=settings.queue)
     return App(settings, crm, consumer, watcher, metrics, server)

@@ -99,10 +99,12 @@ class Consumer:
             self._stop.set()
         return self._stop.is_set()
 
-    def _pause(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> bool:
+        """Main thread only: wait ``seconds`` unless a stop is asked for; True if one was."""
         deadline = time.monotonic() + seconds
         while not self.stopping() and time.monotonic() < deadline:
             time.sleep(0.1)
+        return self.stopping()
 
     def run(self, exit_when_idle: float | None = None) -> None:
         """Consume until stopped (or, with ``exit_when_idle``, until the queue has been empty and
@@ -118,7 +120,7 @@ class Consumer:
                 except AMQPError as exc:
                     self._metrics.broker_reconnects.inc()
                     self._log.warning("broker_lost", error=repr(exc), retry_in=delay)
-                    self._pause(delay)
+                    self.pause(delay)
                     delay = min(delay * 2, 30.0)
         finally:
             self._finished.set()

@@ -32,6 +32,9 @@ class Metrics:
             "winback_rules_reloads_refused", "Rules files refused on reload.", registry=r
         )
         self.connected = Gauge("winback_broker_connected", "1 while consuming.", registry=r)
+        self.crm_checks_failed = Counter(
+            "winback_crm_start_checks_failed", "Start-up CRM checks that found it unreachable.", registry=r
+        )
 
 
 def serve(metrics: Metrics, port: int, healthy: Callable[[], bool]) -> ThreadingHTTPServer:

@@ -11,9 +11,9 @@ from typing import Any, get_args
 
 import pytest
 
-from handlers.errors import ConfigError
+from handlers.errors import ConfigError, TransientError
 from handlers.plan import Plan
-from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings
+from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings, token_settings
 from tests.sfserver.schema import METADATA
 from worker.crm.salesforce import SalesforceCrm
 
@@ -70,12 +70,21 @@ def test_a_key_field_that_is_not_unique_is_refused(tmp_path: Path) -> None:
     assert "Winback_Ledger__c.Event_Id__c must be a unique External ID" in message
 
 
-def test_an_unreachable_org_stops_start_up(tmp_path: Path) -> None:
+def test_an_unreachable_org_is_a_transient_error_the_worker_waits_out(tmp_path: Path) -> None:
     with _org(tmp_path) as (server, crm):
         server.faults.unavailable(times=None)
-        with pytest.raises(ConfigError, match="SERVER_UNAVAILABLE"):
+        with pytest.raises(TransientError, match="SERVER_UNAVAILABLE"):
             crm.check()
         assert len(server.calls) == FAST_RETRY.attempts
+
+
+def test_a_fixed_token_the_org_refuses_stops_start_up(tmp_path: Path) -> None:
+    with SalesforceServer(tmp_path) as server:
+        crm = SalesforceCrm.from_settings(token_settings(server), retry=FAST_RETRY)
+        server.expire_sessions()
+        with pytest.raises(ConfigError, match="cannot be renewed"):
+            crm.check()
+        crm.close()
 
 
 def test_an_api_version_without_composite_graphs_is_refused(tmp_path: Path) -> None:

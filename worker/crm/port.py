@@ -59,7 +59,11 @@ class Crm(Protocol):
     name: str
 
     def check(self) -> None:
-        """Verify the CRM is usable (connection, schema, permissions); raise ConfigError if not."""
+        """Verify the CRM is usable (connection, schema, permissions).
+
+        Raises ConfigError when it never will be without someone's help (credentials, metadata),
+        and a TransientError when it is only unreachable for now: the worker then waits.
+        """
 
     def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
         """Latest plan (open or closed) of each account, and which event ids are already applied."""

@@ -69,8 +69,10 @@ class SalesforceCrm:
         """Log in, then describe every object the worker writes; name each gap found."""
         try:
             describes = self._retry.call(self._describe)
-        except LoginRefusedError as exc:
-            raise ConfigError(str(exc)) from exc
+        except (LoginRefusedError, SessionExpiredError) as exc:
+            raise ConfigError(str(exc)) from exc  # a fresh session refused: credentials, not weather
+        except TransientError:
+            raise  # down or rate-limited for now: the worker waits and asks again
         except WinbackError as exc:
             raise ConfigError(f"Salesforce start-up check failed: {exc}") from exc
         found = problems(describes)
