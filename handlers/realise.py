@@ -1,7 +1,8 @@
-"""Turn one action spec of a matched rule into CRM actions: render texts, resolve owners, date them.
+"""The realisers: one action spec of a matched rule into CRM actions, one function per action.
 
-Each spec becomes zero or more ``Candidate``s; the pipeline puts each through the guards and, when
-it may be written, applies its plan update. Keys are derived from the plan key and the spec's
+Each spec becomes zero or more ``Candidate``s, realised in a ``Scope`` (both in ``handlers.scope``,
+with the owner and task building the realisers share); the pipeline puts each through the guards
+and, when it may be written, applies its plan update. Keys are derived from the plan key and the spec's
 place, never from the clock, so a redelivered event writes the same keys:
 
 - once-per-plan steps: ``{plan}:discovery``, ``{plan}:apology``, ``{plan}:checkin:{slot}``;
@@ -11,7 +12,7 @@ place, never from the clock, so a redelivered event writes the same keys:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,16 +21,13 @@ from markupsafe import Markup
 from handlers.actions import (
     Action,
     AddToCampaign,
-    CreateTask,
     DraftEmail,
-    Provenance,
     PublishEvent,
     ScheduleCheckIn,
     SetCheckInStatus,
 )
-from handlers.context import TextKind, per_action, plan_view
+from handlers.context import plan_view
 from handlers.errors import RuleError
-from handlers.events import ComplaintData, Event, MeetingData
 from handlers.plan import CheckIn, Plan
 from handlers.rules.model import (
     ActionSpec,
@@ -37,119 +35,27 @@ from handlers.rules.model import (
     ClosePlanAction,
     CreateTaskAction,
     DraftApologyAction,
-    Duration,
     EscalateAction,
     OfferAction,
-    Owner,
     PublishEventAction,
     ScheduleCheckInsAction,
     TaskSpec,
 )
-from handlers.rules.ruleset import RuleSet
+from handlers.scope import Candidate, Scope, build_task, resolve_owner, task_candidate
 
-
-@dataclass(frozen=True)
-class Candidate:
-    """Actions one spec wants written, with the plan update that goes with them."""
-
-    kind: str
-    key: str
-    actions: tuple[Action, ...]
-    change: str | None = None  # recorded on the plan's history when written
-    update: Mapping[str, Any] = field(default_factory=dict)  # plan fields, when written
-    decision: Mapping[str, Any] = field(default_factory=dict)  # plan fields, written or not
-    fallback: Candidate | None = None  # written instead when blocked as once-per-plan
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Everything a spec needs to become actions."""
-
-    event: Event
-    plan: Plan
-    rules: RuleSet
-    rule_id: str
-    index: int | None  # the spec's place in ``then`` when the rule has several
-    values: Mapping[str, Any]  # the template context
-    anchor: datetime  # when the event happened for the customer
-
-    @property
-    def provenance(self) -> Provenance:
-        return Provenance(self.event.id, self.rule_id, self.rules.version)
-
-    def key(self, *parts: str) -> str:
-        data = self.event.data
-        scope = data.complaint_id if isinstance(data, ComplaintData) else (
-            data.meeting_id if isinstance(data, MeetingData) else None)
-        spec = self.rule_id if self.index is None else f"{self.rule_id}.{self.index}"
-        return ":".join([self.plan.key, spec, *([scope] if scope else []), *parts])
-
-    def text(self, source: str, kind: TextKind = "message", **extra: Any) -> str:
-        values = {**self.values, **per_action(kind, **extra)}
-        return self.rules.templates.render_string(source, values)
-
-    def file(self, name: str, kind: TextKind = "message", **extra: Any) -> str:
-        return self.rules.templates.render_file(name, {**self.values, **per_action(kind, **extra)})
-
-    def due(self, duration: Duration) -> datetime:
-        return self.anchor + duration.to_timedelta(self.rules.settings.sla_minutes)
-
-
-def _queue(name: str, scope: Scope) -> str:
-    owners = scope.rules.settings.owners
-    if name not in owners:
-        raise RuleError(f"rule {scope.rule_id}: no owner {name!r} in settings.owners")
-    return owners[name]
-
-
-def resolve_owner(owner: Owner, scope: Scope) -> str:
-    """``{user}`` as is, ``{queue}`` from settings.owners, ``{field}`` from the event or plan."""
-    if owner.user:
-        return owner.user
-    if owner.queue:
-        return _queue(owner.queue, scope)
-    value = scope.values.get(owner.field or "")
-    if isinstance(value, str) and value:
-        return value
-    return _queue(owner.fallback or "default", scope)
-
-
-def _task(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task", **extra: Any
-          ) -> CreateTask:
-    due_at = scope.due(spec.due_in)
-    extra = {"due_at": due_at, **extra}
-    if spec.template:
-        description = scope.file(spec.template, kind, **extra)
-    else:
-        description = scope.text(spec.description or "", kind, **extra)
-    return CreateTask(
-        key=key, plan_key=scope.plan.key, account_id=scope.plan.account_id, kind=spec.kind,
-        subject=scope.text(spec.subject, kind, **extra), description=description,
-        owner_id=resolve_owner(spec.owner, scope), due_at=due_at, priority=spec.priority,
-        provenance=scope.provenance, contact_id=scope.values.get("contact_id"),
-        reminder_at=due_at if spec.reminder else None,
-    )
-
-
-def _task_candidate(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task",
-                    **extra: Any) -> Candidate:
-    task = _task(scope, spec, key, kind, **extra)
-    if spec.kind == "discovery":
-        return Candidate("discovery", key, (task,), "asked why they left: discovery open",
-                         update={"discovery": "open"}, decision={"approach": "individual"})
-    decision = {"approach": "individual"} if spec.kind == "outreach" else {}
-    return Candidate(spec.kind, key, (task,), decision=decision)
+# ``handlers.pipeline`` takes the candidate and scope types from here, with ``realise``.
+__all__ = ["Candidate", "Scope", "realise"]
 
 
 def create_task(scope: Scope, spec: TaskSpec) -> list[Candidate]:
     if spec.kind == "discovery":
-        return [_task_candidate(scope, spec, f"{scope.plan.key}:discovery")]
+        return [task_candidate(scope, spec, f"{scope.plan.key}:discovery")]
     if spec.for_each is None:
-        return [_task_candidate(scope, spec, scope.key())]
+        return [task_candidate(scope, spec, scope.key())]
     items = scope.values.get(spec.for_each)
     if not isinstance(items, list):
         raise RuleError(f"rule {scope.rule_id}: for_each {spec.for_each!r} is not a list")
-    return [_task_candidate(scope, spec, scope.key(str(n)), "task_per_item", item=item)
+    return [task_candidate(scope, spec, scope.key(str(n)), "task_per_item", item=item)
             for n, item in enumerate(items, start=1)]
 
 
@@ -180,9 +86,9 @@ def draft_apology(scope: Scope, action: DraftApologyAction) -> list[Candidate]:
                     description=spec.acknowledgement_description, owner=spec.owner,
                     due_in=spec.review_due_in)
     fallback = Candidate("note", scope.key("no-second-apology"),
-                         (_task(scope, note, scope.key("no-second-apology")),))
+                         (build_task(scope, note, scope.key("no-second-apology")),))
     return [Candidate(
-        "apology", key, (draft, _task(scope, review, f"{key}:review")),
+        "apology", key, (draft, build_task(scope, review, f"{key}:review")),
         f"apology drafted for review ({key})",
         update={"apology": "drafted", "apology_key": key}, fallback=fallback,
     )]
@@ -232,7 +138,7 @@ def escalate(scope: Scope, action: EscalateAction) -> list[Candidate]:
     spec = action.escalate
     task = TaskSpec(kind="escalation", subject=spec.subject, description=spec.description,
                     owner=spec.to, due_in=spec.due_in, priority=spec.priority)
-    return [_task_candidate(scope, task, scope.key())]
+    return [task_candidate(scope, task, scope.key())]
 
 
 def add_to_survey(scope: Scope, action: AddToSurveyAction) -> list[Candidate]:
@@ -241,7 +147,7 @@ def add_to_survey(scope: Scope, action: AddToSurveyAction) -> list[Candidate]:
     key = scope.key()
     task = TaskSpec(kind="survey", subject=spec.subject, description=spec.description,
                     template=spec.template, owner=spec.owner, due_in=spec.due_in)
-    actions: list[Action] = [_task(scope, task, key)]
+    actions: list[Action] = [build_task(scope, task, key)]
     contact_id = scope.values.get("contact_id")
     # A campaign member is a person: with no contact on the lapse, the survey task alone asks
     # the queue to find one, rather than a membership the CRM would refuse.
@@ -263,7 +169,7 @@ def offer(scope: Scope, action: OfferAction) -> list[Candidate]:
                     description=None if spec.template else "{{ offer.description }}",
                     owner=spec.owner, due_in=spec.due_in)
     offered = {"name": spec.offer, **chosen.model_dump()}
-    offer_task = _task(scope, task, scope.key(), "offer_task", offer=offered)
+    offer_task = build_task(scope, task, scope.key(), "offer_task", offer=offered)
     return [Candidate("offer", scope.key(), (offer_task,), f"offered {spec.offer}")]
 
 
@@ -293,7 +199,7 @@ def close_plan(scope: Scope, action: ClosePlanAction) -> list[Candidate]:
     closed = plan_view(plan.model_copy(update=closing.update))
     key = f"{plan.key}:follow-up:{spec.outcome}"
     about_closed = replace(scope, values={**scope.values, "plan": closed})
-    return [closing, _task_candidate(about_closed, spec.follow_up, key)]
+    return [closing, task_candidate(about_closed, spec.follow_up, key)]
 
 
 def publish_event(scope: Scope, action: PublishEventAction) -> list[Candidate]:

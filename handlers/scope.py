@@ -1,0 +1,116 @@
+"""What a realiser works with: the ``Scope`` one action spec is realised in, and its ``Candidate``s.
+
+Also the pieces several realisers share: resolving an owner, and turning a ``TaskSpec`` into a
+``CreateTask`` (and into a candidate, with the plan decision a task kind implies).
+``handlers.realise`` holds the realisers themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from handlers.actions import Action, CreateTask, Provenance
+from handlers.context import TextKind, per_action
+from handlers.errors import RuleError
+from handlers.events import ComplaintData, Event, MeetingData
+from handlers.plan import Plan
+from handlers.rules.model import Duration, Owner, TaskSpec
+from handlers.rules.ruleset import RuleSet
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Actions one spec wants written, with the plan update that goes with them."""
+
+    kind: str
+    key: str
+    actions: tuple[Action, ...]
+    change: str | None = None  # recorded on the plan's history when written
+    update: Mapping[str, Any] = field(default_factory=dict)  # plan fields, when written
+    decision: Mapping[str, Any] = field(default_factory=dict)  # plan fields, written or not
+    fallback: Candidate | None = None  # written instead when blocked as once-per-plan
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Everything a spec needs to become actions."""
+
+    event: Event
+    plan: Plan
+    rules: RuleSet
+    rule_id: str
+    index: int | None  # the spec's place in ``then`` when the rule has several
+    values: Mapping[str, Any]  # the template context
+    anchor: datetime  # when the event happened for the customer
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance(self.event.id, self.rule_id, self.rules.version)
+
+    def key(self, *parts: str) -> str:
+        data = self.event.data
+        scope = data.complaint_id if isinstance(data, ComplaintData) else (
+            data.meeting_id if isinstance(data, MeetingData) else None)
+        spec = self.rule_id if self.index is None else f"{self.rule_id}.{self.index}"
+        return ":".join([self.plan.key, spec, *([scope] if scope else []), *parts])
+
+    def text(self, source: str, kind: TextKind = "message", **extra: Any) -> str:
+        values = {**self.values, **per_action(kind, **extra)}
+        return self.rules.templates.render_string(source, values)
+
+    def file(self, name: str, kind: TextKind = "message", **extra: Any) -> str:
+        return self.rules.templates.render_file(name, {**self.values, **per_action(kind, **extra)})
+
+    def due(self, duration: Duration) -> datetime:
+        return self.anchor + duration.to_timedelta(self.rules.settings.sla_minutes)
+
+
+def _queue(name: str, scope: Scope) -> str:
+    owners = scope.rules.settings.owners
+    if name not in owners:
+        raise RuleError(f"rule {scope.rule_id}: no owner {name!r} in settings.owners")
+    return owners[name]
+
+
+def resolve_owner(owner: Owner, scope: Scope) -> str:
+    """``{user}`` as is, ``{queue}`` from settings.owners, ``{field}`` from the event or plan."""
+    if owner.user:
+        return owner.user
+    if owner.queue:
+        return _queue(owner.queue, scope)
+    value = scope.values.get(owner.field or "")
+    if isinstance(value, str) and value:
+        return value
+    return _queue(owner.fallback or "default", scope)
+
+
+def build_task(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task", **extra: Any
+               ) -> CreateTask:
+    """The one task ``spec`` describes, under ``key``; its texts are rendered as ``kind``."""
+    due_at = scope.due(spec.due_in)
+    extra = {"due_at": due_at, **extra}
+    if spec.template:
+        description = scope.file(spec.template, kind, **extra)
+    else:
+        description = scope.text(spec.description or "", kind, **extra)
+    return CreateTask(
+        key=key, plan_key=scope.plan.key, account_id=scope.plan.account_id, kind=spec.kind,
+        subject=scope.text(spec.subject, kind, **extra), description=description,
+        owner_id=resolve_owner(spec.owner, scope), due_at=due_at, priority=spec.priority,
+        provenance=scope.provenance, contact_id=scope.values.get("contact_id"),
+        reminder_at=due_at if spec.reminder else None,
+    )
+
+
+def task_candidate(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task",
+                   **extra: Any) -> Candidate:
+    """One task as a candidate: a discovery opens the discovery, outreach is an individual approach."""
+    task = build_task(scope, spec, key, kind, **extra)
+    if spec.kind == "discovery":
+        return Candidate("discovery", key, (task,), "asked why they left: discovery open",
+                         update={"discovery": "open"}, decision={"approach": "individual"})
+    decision = {"approach": "individual"} if spec.kind == "outreach" else {}
+    return Candidate(spec.kind, key, (task,), decision=decision)
