@@ -24,7 +24,7 @@ from handlers.errors import (
 from worker.crm.port import Record, Snapshot
 from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, LoginRefusedError, Token
 from worker.crm.salesforce_client import SalesforceClient, http_session
-from worker.crm.salesforce_errors import SessionExpiredError, classify
+from worker.crm.salesforce_errors import CertificateRefusedError, SessionExpiredError, classify
 from worker.crm.salesforce_graph import Graph, build_graph, outcome, pack, planned_keys
 from worker.crm.salesforce_limits import ApiAllowance
 from worker.crm.salesforce_reads import Reader
@@ -69,8 +69,8 @@ class SalesforceCrm:
         """Log in, then describe every object the worker writes; name each gap found."""
         try:
             describes = self._retry.call(self._describe)
-        except (LoginRefusedError, SessionExpiredError) as exc:
-            raise ConfigError(str(exc)) from exc  # a fresh session refused: credentials, not weather
+        except (LoginRefusedError, SessionExpiredError, CertificateRefusedError) as exc:
+            raise ConfigError(str(exc)) from exc  # credentials or CA bundle: waiting will not help
         except TransientError:
             raise  # down or rate-limited for now: the worker waits and asks again
         except WinbackError as exc:

@@ -40,6 +40,11 @@ class SessionExpiredError(CrmUnavailableError):
     """The access token is no longer valid and this connection cannot get a new one by itself."""
 
 
+class CertificateRefusedError(CrmUnavailableError):
+    """TLS verification failed: the wrong CA bundle, or something in between presenting its own
+    certificate. Retried while running (a certificate may be rotated), refused at start-up."""
+
+
 def first_error(body: Any) -> tuple[str, str]:
     """``(errorCode, message)`` of a Salesforce error body (a list of errors, or one error)."""
     items = body if isinstance(body, list) else [body]
@@ -69,6 +74,8 @@ def from_exception(exc: Exception, what: str) -> WinbackError:
     """Convert a simple-salesforce or requests exception; anything else is not ours to classify."""
     if isinstance(exc, SalesforceError):
         return classify(exc.status, exc.content, what)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return CertificateRefusedError(f"Salesforce {what}: TLS verification failed: {exc}")
     if isinstance(exc, requests.Timeout):
         return CrmUnavailableError(f"Salesforce {what}: timed out: {exc}")
     if isinstance(exc, requests.ConnectionError):
