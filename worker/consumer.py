@@ -224,7 +224,7 @@ class Consumer:
             channel.basic_publish(
                 self._settings.exchange, event.routing_key, json.dumps(event.payload).encode(),
                 pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                     message_id=event.key, type=event.routing_key),
+                                     message_id=event.message_id, type=event.routing_key),
             )
         disposition = result.disposition
         if isinstance(disposition, Retry):

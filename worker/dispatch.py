@@ -7,18 +7,18 @@ back only that account's later events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from handlers.actions import EventChange, PublishEvent
+from handlers.actions import EventChange
 from handlers.errors import PermanentError, TransientError
 from handlers.events import Event, parse_event, peek_ids
 from handlers.outcome import Outcome
 from handlers.plan import Plan, Suppression
 from handlers.rules.ruleset import RuleSet
-from worker.crm.port import Crm
+from worker.crm.port import Crm, Outgoing
 from worker.policy import Ack, Disposition, RetryPolicy
 
 Handle = Callable[[Event, Plan | None, RuleSet, datetime], Outcome]
@@ -39,9 +39,21 @@ class Result:
     """What to do with one message: the disposition, and events to publish before acking."""
 
     disposition: Disposition
-    publishes: tuple[PublishEvent, ...] = ()
+    publishes: tuple[Outgoing, ...] = ()
     log: dict[str, Any] = field(default_factory=dict)
     suppressed: tuple[Suppression, ...] = ()
+
+
+@dataclass
+class _Batch:
+    """What a batch learns as its waves run: plans and applied events so far, the outbox of those
+    applied before, the accounts whose later events wait, and the results."""
+
+    plans: dict[str, Plan]
+    seen: set[str]
+    outbox: Mapping[str, tuple[Outgoing, ...]]
+    results: dict[int, Result]
+    failed_accounts: set[str] = field(default_factory=set)
 
 
 class _HeldBack(TransientError):
@@ -85,10 +97,8 @@ class Processor:
             for message, event in events:
                 results[message.tag] = self._result(message, exc, _ids(event))
             return
-        plans = dict(snapshot.plans)
-        seen = set(snapshot.processed)
+        batch = _Batch(dict(snapshot.plans), set(snapshot.processed), snapshot.outbox, results)
         pending = list(events)
-        failed_accounts: set[str] = set()
         while pending:
             wave, later, wave_accounts = [], [], set()
             for message, event in pending:
@@ -97,29 +107,26 @@ class Processor:
                 else:
                     wave_accounts.add(event.account_id)
                     wave.append((message, event))
-            self._run_wave(wave, rules, plans, seen, failed_accounts, results)
+            self._run_wave(wave, rules, batch)
             pending = later
 
-    def _run_wave(
-        self,
-        wave: list[tuple[Message, Event]],
-        rules: RuleSet,
-        plans: dict[str, Plan],
-        seen: set[str],
-        failed_accounts: set[str],
-        results: dict[int, Result],
-    ) -> None:
+    def _run_wave(self, wave: list[tuple[Message, Event]], rules: RuleSet, batch: _Batch) -> None:
         now = self._clock()
+        results = batch.results
         staged: list[tuple[Message, Event, Outcome]] = []
         for message, event in wave:
             ids = _ids(event)
-            if event.account_id in failed_accounts:
+            if event.account_id in batch.failed_accounts:
                 results[message.tag] = self._result(message, _HeldBack("an earlier event failed"), ids)
-            elif event.id in seen:
-                results[message.tag] = Result(Ack(), log=ids | {"duplicate": True})
+            elif event.id in batch.seen:
+                # Applied before, but maybe never acked because the worker died before publishing:
+                # publish what the ledger kept again (listeners drop repeats by message id).
+                again = batch.outbox.get(event.id, ())
+                results[message.tag] = Result(Ack(), again,
+                                              ids | {"duplicate": True, "republished": len(again)})
             else:
                 try:
-                    outcome = self._handle(event, plans.get(event.account_id), rules, now)
+                    outcome = self._handle(event, batch.plans.get(event.account_id), rules, now)
                 except Exception as exc:  # noqa: BLE001 - per-message boundary
                     results[message.tag] = self._result(message, exc, ids)
                     continue
@@ -134,14 +141,14 @@ class Processor:
         for (message, event, outcome), error, change in zip(staged, errors, changes, strict=True):
             ids = _ids(event)
             if error is None:
-                seen.add(event.id)
+                batch.seen.add(event.id)
                 if outcome.plan is not None:
-                    plans[event.account_id] = outcome.plan
-                results[message.tag] = Result(Ack(), change.publishes, ids | _summary(outcome),
-                                              outcome.suppressed)
+                    batch.plans[event.account_id] = outcome.plan
+                publishes = tuple(Outgoing.of(p) for p in change.publishes)
+                results[message.tag] = Result(Ack(), publishes, ids | _summary(outcome), outcome.suppressed)
             else:
                 if isinstance(error, TransientError):
-                    failed_accounts.add(event.account_id)
+                    batch.failed_accounts.add(event.account_id)
                 results[message.tag] = self._result(message, error, ids)
 
     def _result(self, message: Message, error: BaseException, ids: dict[str, Any]) -> Result:

@@ -17,7 +17,7 @@ from handlers.actions import (
 )
 from handlers.errors import PlanConflictError
 from handlers.plan import CheckIn, Plan, plan_key
-from worker.crm.port import Crm
+from worker.crm.port import Crm, Outgoing
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 
@@ -137,6 +137,23 @@ def test_publish_actions_are_not_crm_records(crm: Crm) -> None:
     event = PublishEvent(key="k", routing_key="winback.feedback", payload={"a": 1}, provenance=_prov("e"))
     assert crm.apply([_change("evt-1", event)]) == [None]
     assert crm.records() == []
+
+
+def test_outgoing_events_are_kept_in_the_ledger_with_their_cause(crm: Crm) -> None:
+    feedback = PublishEvent(key="ACC-1#1:winback.feedback:MTG-1", routing_key="winback.feedback",
+                            payload={"type": "winback.feedback", "feedback": ["Per-region status page"],
+                                     "nested": {"n": 1, "ok": True}}, provenance=_prov("evt-1"))
+    replayed = PublishEvent(key="ACC-1#1:other", routing_key="winback.other", payload={"a": "é"},
+                            provenance=_prov("evt-1"))
+    assert crm.apply([_change("evt-1", _task("ACC-1", "evt-1"), feedback),
+                      _change("evt-2", _task("ACC-1", "evt-2"))]) == [None, None]
+    snapshot = crm.load(["ACC-1"], ["evt-1", "evt-2", "evt-3"])
+    assert snapshot.processed == frozenset({"evt-1", "evt-2"})
+    assert snapshot.outbox == {"evt-1": (Outgoing("ACC-1#1:winback.feedback:MTG-1", "winback.feedback",
+                                                  feedback.payload),)}
+    # A replay of evt-1 with other outgoing events writes nothing and keeps the first ones.
+    assert crm.apply([_change("evt-1", replayed)]) == [None]
+    assert crm.load([], ["evt-1"]).outbox["evt-1"][0].message_id == "ACC-1#1:winback.feedback:MTG-1"
 
 
 def test_many_changes_in_one_apply_are_each_stored(crm: Crm) -> None:

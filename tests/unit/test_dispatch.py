@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
-from handlers.actions import EventChange, SavePlan
+from handlers.actions import EventChange, Provenance, PublishEvent, SavePlan
 from handlers.errors import CrmUnavailableError, RuleError, WinbackError
 from handlers.events import Event
 from handlers.outcome import Outcome
@@ -14,7 +14,7 @@ from handlers.plan import Change, Plan, plan_key
 from handlers.rules.ruleset import RuleSet
 from tests.integration.harness import EMPTY_RULES, lapsed
 from worker.crm.local import LocalCrm
-from worker.crm.port import Snapshot
+from worker.crm.port import Outgoing, Snapshot
 from worker.dispatch import Message, Processor
 from worker.policy import Ack, Park, Retry, RetryPolicy
 
@@ -76,6 +76,31 @@ def test_an_event_already_applied_is_acknowledged_without_running_the_handler_ag
     assert [r.disposition for r in results] == [Ack(), Ack()]
     assert all(r.log.get("duplicate") for r in results)
     assert _history(crm, "A") == ["e1"]
+
+
+def with_feedback(event: Event, plan: Plan | None, rules: RuleSet, now: datetime) -> Outcome:
+    """``note_event`` plus one outgoing event, as a meeting with feedback makes."""
+    outcome = note_event(event, plan, rules, now)
+    assert outcome.plan is not None
+    feedback = PublishEvent(key=f"{outcome.plan.key}:winback.feedback:{event.id}",
+                            routing_key="winback.feedback", payload={"event_id": event.id},
+                            provenance=Provenance(event.id, "t", rules.version))
+    return Outcome(actions=(*outcome.actions, feedback), plan=outcome.plan)
+
+
+def test_a_redelivery_of_an_applied_event_publishes_its_outgoing_events_again() -> None:
+    crm = LocalCrm(":memory:")
+    processor = Processor(crm, lambda: EMPTY_RULES, with_feedback, lambda: NOW, RetryPolicy((5.0,)))
+    (first,) = processor.process(_messages(lapsed("e1", "A")))
+    # The worker died after the CRM commit, before publishing and acking: the broker redelivers.
+    (again,) = processor.process(_messages(lapsed("e1", "A")))
+    expected = (Outgoing("A#1:winback.feedback:e1", "winback.feedback", {"event_id": "e1"}),)
+    assert first.publishes == expected
+    assert again.disposition == Ack()
+    assert again.publishes == expected
+    assert again.log["duplicate"] is True
+    assert again.log["republished"] == 1
+    assert _history(crm, "A") == ["e1"], "the handler did not run again"
 
 
 def test_a_transient_failure_holds_back_only_that_accounts_later_events() -> None:

@@ -26,7 +26,7 @@ from handlers.actions import (
 )
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
 from handlers.plan import Plan
-from worker.crm.port import Record, RecordKind, Snapshot
+from worker.crm.port import Outgoing, Record, RecordKind, Snapshot, outbox_from_json, outbox_json
 from worker.crm.records import campaign_fields, checkin_fields, draft_fields, iso, task_fields
 
 SCHEMA = """
@@ -40,8 +40,12 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_by_account ON records (account_id, kind);
 CREATE TABLE IF NOT EXISTS ledger (
     event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, account_id TEXT NOT NULL,
-    applied_at TEXT NOT NULL);
+    applied_at TEXT NOT NULL, outbox TEXT);
 """
+LEDGER_INSERT = (
+    "INSERT OR IGNORE INTO ledger (event_id, event_type, account_id, applied_at, outbox) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
 _KINDS: dict[type, RecordKind] = {
     CreateTask: "task", DraftEmail: "email_draft", ScheduleCheckIn: "checkin",
     AddToCampaign: "campaign_member",
@@ -64,8 +68,15 @@ class LocalCrm:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            self._upgrade()
         except sqlite3.Error as exc:
             raise CrmUnavailableError(f"cannot open local CRM {self.path}: {exc}") from exc
+
+    def _upgrade(self) -> None:
+        """Bring a file made by an earlier version up to this schema (columns only ever added)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(ledger)")}
+        if "outbox" not in columns:
+            self._db.execute("ALTER TABLE ledger ADD COLUMN outbox TEXT")
 
     def check(self) -> None:
         with self._lock:
@@ -87,13 +98,17 @@ class LocalCrm:
                     plan = Plan.model_validate_json(state)
                     plans[plan.account_id] = plan
             processed: set[str] = set()
+            outbox: dict[str, tuple[Outgoing, ...]] = {}
             for chunk in _chunks(sorted(set(event_ids)), 500):
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
-                    f"SELECT event_id FROM ledger WHERE event_id IN ({marks})", chunk  # noqa: S608
+                    f"SELECT event_id, outbox FROM ledger WHERE event_id IN ({marks})", chunk  # noqa: S608
                 )
-                processed.update(r[0] for r in rows)
-            return Snapshot(plans=plans, processed=frozenset(processed))
+                for event_id, kept in rows:
+                    processed.add(event_id)
+                    if kept:
+                        outbox[event_id] = outbox_from_json(kept)
+            return Snapshot(plans=plans, processed=frozenset(processed), outbox=outbox)
 
     def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
         results: list[WinbackError | None] = []
@@ -112,9 +127,9 @@ class LocalCrm:
         self._db.execute("SAVEPOINT change")
         try:
             now = _now_text()
+            kept = outbox_json([Outgoing.of(p) for p in change.publishes])
             inserted = self._db.execute(
-                "INSERT OR IGNORE INTO ledger VALUES (?, ?, ?, ?)",
-                (change.event_id, change.event_type, change.account_id, now),
+                LEDGER_INSERT, (change.event_id, change.event_type, change.account_id, now, kept)
             ).rowcount
             if inserted:  # an event already in the ledger was applied before: write nothing again
                 for action in change.writes:
@@ -135,8 +150,7 @@ class LocalCrm:
         if isinstance(action, SavePlan):
             plan = action.plan
             claimed = self._db.execute(
-                "INSERT OR IGNORE INTO ledger VALUES (?, ?, ?, ?)",
-                (revision_marker(plan), REVISION_MARKER_TYPE, plan.account_id, now),
+                LEDGER_INSERT, (revision_marker(plan), REVISION_MARKER_TYPE, plan.account_id, now, None)
             ).rowcount
             if not claimed:
                 raise PlanConflictError(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from handlers.actions import EventChange
+from handlers.actions import EventChange, PublishEvent
 from handlers.errors import WinbackError
 from handlers.plan import Plan
 
@@ -14,11 +15,46 @@ RecordKind = Literal["plan", "task", "email_draft", "checkin", "campaign_member"
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """An event for other systems, as the ledger keeps it beside the event that caused it.
+
+    The ledger is the outbox: the outgoing events are committed with the CRM writes, so a worker
+    that dies after the commit and before publishing does not lose them. The redelivery is found
+    in the ledger and its outgoing events are published again (at least once; ``message_id`` is
+    stable, so listeners can drop the repeat).
+    """
+
+    message_id: str
+    routing_key: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: PublishEvent) -> Outgoing:
+        return cls(event.key, event.routing_key, event.payload)
+
+
+def outbox_json(outgoing: Sequence[Outgoing]) -> str | None:
+    """The ledger's text for ``outgoing``; None when there is nothing to keep."""
+    if not outgoing:
+        return None
+    return json.dumps([{"message_id": o.message_id, "routing_key": o.routing_key,
+                        "payload": o.payload} for o in outgoing], separators=(",", ":"))
+
+
+def outbox_from_json(text: str | None) -> tuple[Outgoing, ...]:
+    if not text:
+        return ()
+    return tuple(Outgoing(o["message_id"], o["routing_key"], o["payload"]) for o in json.loads(text))
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """What the handlers need to know before a batch: latest plan per account, events done."""
+    """What the handlers need to know before a batch: latest plan per account, events done, and
+    the outgoing events the done ones left in the ledger (``outbox``, only those with some)."""
 
     plans: dict[str, Plan] = field(default_factory=dict)
     processed: frozenset[str] = frozenset()
+    outbox: dict[str, tuple[Outgoing, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,10 +86,11 @@ class Record:
 class Crm(Protocol):
     """Where plans, tasks, drafts and check-ins live.
 
-    ``apply`` writes each ``EventChange`` atomically, together with a ledger entry for its event id,
-    and returns one result per change in order: ``None`` when committed, else the ``WinbackError``
-    (transient or permanent) that kept that change out. A failure of one change never affects
-    another. Errors of the underlying library are converted to ``WinbackError`` inside the adapter.
+    ``apply`` writes each ``EventChange`` atomically, together with a ledger entry for its event id
+    that keeps its outgoing events (see ``Outgoing``), and returns one result per change in order:
+    ``None`` when committed, else the ``WinbackError`` (transient or permanent) that kept that
+    change out. A failure of one change never affects another. Errors of the underlying library
+    are converted to ``WinbackError`` inside the adapter.
     """
 
     name: str
@@ -66,7 +103,8 @@ class Crm(Protocol):
         """
 
     def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
-        """Latest plan (open or closed) of each account, and which event ids are already applied."""
+        """Latest plan (open or closed) of each account, which event ids are already applied, and
+        the outgoing events kept with them."""
 
     def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
         """Write each change atomically with its ledger entry; one result per change."""

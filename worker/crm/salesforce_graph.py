@@ -27,6 +27,7 @@ from handlers.actions import (
 )
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
 from worker.crm import salesforce_records as sf
+from worker.crm.port import Outgoing, outbox_json
 from worker.crm.salesforce_errors import HALTED, classify, first_error
 
 MAX_GRAPHS, MAX_NODES = 75, 500  # per request, Salesforce's composite graph limits
@@ -96,7 +97,8 @@ class _Nodes:
 def build_graph(index: int, change: EventChange, data_path: str, existing: Existing) -> Graph:
     """The graph of one change: its ledger record first, then its writes in order."""
     nodes = _Nodes(data_path, existing)
-    ledger = sf.ledger_body(change.event_id, change.event_type, change.account_id)
+    kept = outbox_json([Outgoing.of(p) for p in change.publishes])  # the outbox: see port.Outgoing
+    ledger = sf.ledger_body(change.event_id, change.event_type, change.account_id, kept)
     nodes.add("POST", sf.LEDGER, ledger, LEDGER_REF)
     for action in change.writes:
         _add_action(nodes, action)

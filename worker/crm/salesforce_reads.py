@@ -14,7 +14,7 @@ from handlers.actions import AddToCampaign, EventChange
 from handlers.errors import CrmRejectedError
 from handlers.plan import Plan
 from worker.crm import salesforce_records as sf
-from worker.crm.port import Record, Snapshot
+from worker.crm.port import Outgoing, Record, Snapshot, outbox_from_json
 from worker.crm.salesforce_client import SalesforceClient
 from worker.crm.salesforce_errors import classify
 from worker.crm.salesforce_graph import Existing
@@ -88,19 +88,22 @@ class Reader:
             )
         for n, group in enumerate(chunks(event_ids)):
             queries[f"ledger{n}"] = format_soql(
-                "{:literal} WHERE Event_Id__c IN {}", _select(sf.LEDGER, (sf.LEDGER_KEY,)), group
+                "{:literal} WHERE Event_Id__c IN {}", _select(sf.LEDGER, (sf.LEDGER_KEY, sf.OUTBOX)), group
             )
         rows = self.run(queries)
         plans: dict[str, Plan] = {}
         processed: set[str] = set()
+        outbox: dict[str, tuple[Outgoing, ...]] = {}
         for ref, found in rows.items():
-            if ref.startswith("ledger"):
-                processed.update(row[sf.LEDGER_KEY] for row in found)
+            for row in found if ref.startswith("ledger") else ():
+                processed.add(row[sf.LEDGER_KEY])
+                if row.get(sf.OUTBOX):
+                    outbox[row[sf.LEDGER_KEY]] = outbox_from_json(row[sf.OUTBOX])
             for row in found if ref.startswith("plans") else ():
                 plan = _plan(row)
                 if plan.account_id not in plans or plans[plan.account_id].seq < plan.seq:
                     plans[plan.account_id] = plan
-        return Snapshot(plans=plans, processed=frozenset(processed))
+        return Snapshot(plans=plans, processed=frozenset(processed), outbox=outbox)
 
     def existing(self, changes: Sequence[EventChange], wanted: dict[str, dict[str, str]]) -> Existing:
         """What of the batch is already in Salesforce: record keys, check-ins, campaign members."""

@@ -21,7 +21,8 @@ _PROVENANCE = ("Winback_Plan_Key__c", "Winback_Event_Id__c", "Winback_Rule_Id__c
                "Winback_Rules_Version__c")
 
 # The fields the adapter writes per object (the start-up check requires them) and reads back.
-LEDGER_FIELDS = (LEDGER_KEY, "Event_Type__c", "Account_Id__c")
+OUTBOX = "Outbox_Json__c"
+LEDGER_FIELDS = (LEDGER_KEY, "Event_Type__c", "Account_Id__c", OUTBOX)
 PLAN_FIELDS = (
     "Name", PLAN_KEY, "Account_Id__c", "Account__c", "Seq__c", "Stage__c", "Outcome__c", "Approach__c",
     "Opened_At__c", "Closed_At__c", "Closing_Reason__c", "Desired_Result__c", "Lapse_Reason__c",
@@ -66,8 +67,9 @@ def _present(body: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in body.items() if value is not None}
 
 
-def ledger_body(event_id: str, event_type: str, account_id: str) -> dict[str, Any]:
-    return {LEDGER_KEY: event_id, "Event_Type__c": event_type[:100], "Account_Id__c": account_id}
+def ledger_body(event_id: str, event_type: str, account_id: str, outbox: str | None = None) -> dict[str, Any]:
+    body = {LEDGER_KEY: event_id, "Event_Type__c": event_type[:100], "Account_Id__c": account_id}
+    return body | ({OUTBOX: outbox} if outbox else {})
 
 
 def plan_body(plan: Plan) -> dict[str, Any]:
