@@ -147,9 +147,9 @@ def permission_set(path: Path) -> Permissions:
     for perm in node.iterfind("m:fieldPermissions", _NS):
         if _text(perm, "editable") == "true":
             name = _text(perm, "field")
+            # An activity field (objects/Activity/fields) is granted per object, Task.X and Event.X,
+            # as a retrieved profile or permission set lists it; a grant on one is not read as both.
             granted.fields.add(name)
-            if name.startswith("Task."):  # Salesforce mirrors activity field grants to Event
-                granted.fields.add("Event." + name.removeprefix("Task."))
     return granted
 
 
