@@ -17,18 +17,15 @@ from handlers.rules.model import (
     ActionSpec,
     All,
     ApologySpec,
-    CheckInSpec,
     Condition,
-    EscalateSpec,
-    OfferSpec,
     Owner,
     PublishSpec,
     Rule,
     RuleSettings,
     SettingRef,
-    SurveySpec,
     TaskSpec,
 )
+from handlers.rules.realised import ignored_for_each, is_inline_template, text_kind
 from handlers.templates import Templates
 
 
@@ -57,28 +54,6 @@ class RuleParts:
     @property
     def path(self) -> Path:
         return ("rules", self.index)
-
-
-def is_inline_template(field_name: str) -> bool:
-    """Spec fields the handlers render as Jinja2 (``subject``, ``review_description``, ``reason``)."""
-    return field_name.endswith(("subject", "description")) or field_name == "reason"
-
-
-def _text_kind(path: Path, spec: BaseModel, field_name: str) -> TextKind:
-    """What ``handlers.realise`` renders ``field_name`` of ``spec`` (at ``path``) with."""
-    if isinstance(spec, OfferSpec):
-        return "offer_task"
-    if isinstance(spec, CheckInSpec):
-        return "check_in"
-    if isinstance(spec, ApologySpec):  # the draft itself, then its review task and note
-        return "message" if field_name in ("template", "subject") else "task"
-    if isinstance(spec, TaskSpec):
-        # The realiser makes one task per item only for a create_task that is not the discovery
-        # (once per plan) and not a close_plan follow-up.
-        per_item = (getattr(spec, "for_each", None) is not None and path[-1] != "follow_up"
-                    and getattr(spec, "kind", None) != "discovery")
-        return "task_per_item" if per_item else "task"
-    return "task" if isinstance(spec, EscalateSpec | SurveySpec) else "message"
 
 
 def _walk(obj: Any, path: Path) -> Iterator[tuple[Path, Any]]:
@@ -217,7 +192,7 @@ class RuleChecker:
     def _spec(self, path: Path, spec: BaseModel, event_type: str | None) -> None:
         template = getattr(spec, "template", None)
         if isinstance(template, str):
-            kind = _text_kind(path, spec, "template")
+            kind = text_kind(path, spec, "template")
             self._template_use(path, template, event_type, kind, isinstance(spec, ApologySpec))
         offer = getattr(spec, "offer", None)
         offers_valid = "offers" not in self.invalid_settings
@@ -227,19 +202,27 @@ class RuleChecker:
                         "a name under settings.offers: " + (", ".join(offers) or "(none yet)"),
                         did_you_mean(offer, offers))
         for_each = getattr(spec, "for_each", None)
-        if isinstance(spec, TaskSpec) and isinstance(for_each, str) and event_type is not None:
-            self._for_each(path, for_each, event_type)
+        if isinstance(spec, TaskSpec) and isinstance(for_each, str):
+            self._for_each(path, spec, for_each, event_type)
         for name in type(spec).model_fields:
             text = getattr(spec, name, None)
             if is_inline_template(name) and isinstance(text, str):
                 apology = isinstance(spec, ApologySpec) and name == "subject"
-                self._inline((*path, name), text, event_type, _text_kind(path, spec, name),
+                self._inline((*path, name), text, event_type, text_kind(path, spec, name),
                              apology)
         if isinstance(spec, PublishSpec):
             for key, text in getattr(spec, "fields", {}).items():
                 self._inline((*path, "fields", key), text, event_type, "message", False)
 
-    def _for_each(self, path: Path, name: str, event_type: str) -> None:
+    def _for_each(self, path: Path, spec: TaskSpec, name: str, event_type: str | None) -> None:
+        ignored = ignored_for_each(path, spec)
+        if ignored is not None:  # the realiser would skip it without a word
+            where, instead = ignored
+            self.report((*path, "for_each"), True, f"for_each has no effect on {where}",
+                        suggestion=instead)
+            return
+        if event_type is None:
+            return
         known = sorted(template_variables(event_type))
         if name not in known:
             self.report((*path, "for_each"), False,

@@ -28,3 +28,19 @@ def test_the_full_example_in_the_rules_guide_is_valid() -> None:
 def test_the_guide_shows_the_real_yaml_syntax_error() -> None:
     (found,) = problems("  - id: x\n    on: [customer.lapsed\n")
     assert found in GUIDE.read_text()
+
+
+def test_the_guide_shows_the_real_for_each_error() -> None:
+    (found,) = problems("""\
+  - id: won-back
+    on: meeting.held
+    then:
+      - close_plan:
+          outcome: won
+          reason: "They came back"
+          follow_up:
+            kind: follow_up
+            subject: "Keep {{ account_name }} happy"
+            for_each: added_experiences
+""")
+    assert found in GUIDE.read_text()
