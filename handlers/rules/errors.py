@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from handlers.errors import ConfigError
 
 Path = tuple[str | int, ...]
@@ -87,12 +85,3 @@ def label(path: Path, data: Any) -> str:
         return f"item {last + 1} of {label(path[:-1], data)}"
     return f"'{last}'"
 
-
-def validation_problems(exc: ValidationError, root: type[BaseModel], data: Any, file: str,
-                        locate: Locate) -> list[Problem]:
-    """Problems for every error pydantic found validating ``data`` (plain YAML data) as ``root``."""
-    # Imported when called: ``pydantic_errors`` builds on this module, so importing it at the top
-    # would be a cycle. Kept here because the loader imports ``validation_problems`` from here.
-    from handlers.rules.pydantic_errors import validation_problems as translate
-
-    return translate(exc, root, data, file, locate)

@@ -23,8 +23,9 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from handlers.rules.checks import RuleChecker, RuleParts
-from handlers.rules.errors import Path, Problem, RulesInvalidError, validation_problems
+from handlers.rules.errors import Path, Problem, RulesInvalidError
 from handlers.rules.model import SHORT_TYPES, ActionSpec, Condition, Rule, RuleFile, RuleSettings
+from handlers.rules.pydantic_errors import validation_problems
 from handlers.rules.ruleset import RuleSet
 from handlers.templates import Templates
 
