@@ -132,8 +132,10 @@ def run_rules(event: Event, before: Plan | None, plan: Plan, rules: RuleSet, now
 
 def finish(actions: list[Action], before: Plan | None, plan: Plan | None,
            trace: list[RuleTrace], suppressed: list[Suppression]) -> Outcome:
-    """The outcome, ending with ``SavePlan`` whenever the plan changed, one revision on."""
-    if plan is not None and plan != before:
+    """The outcome, ending with ``SavePlan`` whenever the plan changed or anything is written,
+    one revision on. Claiming the revision with every write is what keeps two workers from both
+    writing the same record for one account at once: the second claim is refused, whole."""
+    if plan is not None and (plan != before or actions):
         plan = plan.model_copy(update={"revision": plan.revision + 1})
         actions = [*actions, SavePlan(plan)]
     return Outcome(tuple(actions), plan, tuple(trace), tuple(suppressed))

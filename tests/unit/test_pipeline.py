@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handlers.actions import CreateTask, SavePlan
+from handlers.actions import CreateTask, Provenance, SavePlan
 from handlers.context import (
     condition_context,
     condition_fields,
@@ -17,6 +17,7 @@ from handlers.context import (
 from handlers.errors import RuleError, UnknownEventTypeError
 from handlers.events import COMPLAINT, EVENT_TYPES, LAPSED, MEETING, Event
 from handlers.outcome import Outcome
+from handlers.pipeline import finish
 from handlers.plan import Plan
 from handlers.registry import HANDLERS, handle
 from handlers.rules.ruleset import RuleSet
@@ -344,3 +345,16 @@ def test_story_lost_plan_with_a_pending_check_in_cancels_it() -> None:
     assert written(outcome) == [("SetCheckInStatus:cancelled", "ACC-1#1:checkin:1"), ("SavePlan", "ACC-1#1")]
     assert isinstance(one_task(_step(lapsed(event_id="evt-new", at="2027-01-01T09:00"),
                                      plan_of(outcome)), "discovery"), CreateTask)
+
+
+def test_every_outcome_that_writes_claims_the_next_plan_revision() -> None:
+    # Even a write that leaves the plan as it was saves it one revision on, so two workers writing
+    # for the same account at once cannot both commit (the second revision claim is refused).
+    plan = Plan(key="ACC-1#1", account_id="ACC-1", seq=1, stage="discovering",
+                opened_at=datetime(2026, 11, 22, tzinfo=UTC), opened_by="evt-1", revision=4)
+    task = CreateTask(key="ACC-1#1:note", plan_key="ACC-1#1", account_id="ACC-1", kind="feedback",
+                      subject="s", description="d", owner_id="USR-1", due_at=None, priority="normal",
+                      provenance=Provenance("evt-2", "r", "v1"))
+    outcome = finish([task], plan, plan, [], [])
+    assert outcome.actions == (task, SavePlan(plan.model_copy(update={"revision": 5})))
+    assert finish([], plan, plan, [], []).actions == (), "nothing written, nothing saved"
