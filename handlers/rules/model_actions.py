@@ -1,0 +1,143 @@
+"""The models of a rule's ``then``: one wrapper per action name and the spec each one carries."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from handlers.rules.model_common import DEFAULT_OWNER, Duration, Owner, SettingRef, StrictModel
+
+TaskKind = Literal["discovery", "prompt", "outreach", "acknowledgement", "note", "feedback",
+                   "follow_up", "experience", "escalation", "offer", "survey", "review"]
+Priority = Literal["low", "normal", "high"]
+
+
+class TaskSpec(StrictModel):
+    """create_task: a task for a person. Subject and description are Jinja2 templates."""
+
+    kind: TaskKind
+    subject: str
+    description: str | None = None
+    template: str | None = None  # a file under config/templates/ for the description
+    owner: Owner = DEFAULT_OWNER
+    due_in: Duration = Duration(days=3)
+    priority: Priority = "normal"
+    reminder: bool = False  # set a reminder at the due time (the complaint SLA)
+    # One task per item of a list variable, e.g. ``added_experiences``; ``{{ item }}`` is the item.
+    for_each: str | None = None
+
+
+class ApologySpec(StrictModel):
+    """draft_apology: an email draft for the owner to review, plus a review task."""
+
+    template: str
+    subject: str
+    owner: Owner = DEFAULT_OWNER
+    review_due_in: Duration = Duration(days=1)
+    acknowledgement_subject: str = "{{ account_name }} complained again: acknowledge, no second apology"
+    # The review task that goes with the draft, and the note written instead of a second apology.
+    review_subject: str = "Review and send the apology draft to {{ account_name }}"
+    review_description: str | None = None
+    acknowledgement_description: str | None = None
+
+
+class CheckInSpec(StrictModel):
+    """schedule_checkins: the next check-in on the cadence (days after the plan opened)."""
+
+    cadence_days: list[int] | SettingRef = SettingRef(setting="checkin_cadence_days")
+    duration_minutes: int = Field(30, ge=5, le=480)
+    subject: str = "Check-in with {{ account_name }}"
+    description: str | None = None
+    owner: Owner = DEFAULT_OWNER
+
+
+class EscalateSpec(StrictModel):
+    """escalate: a task for a manager or queue, e.g. by severity."""
+
+    to: Owner
+    subject: str
+    description: str | None = None
+    due_in: Duration = Duration(sla=True)
+    priority: Priority = "high"
+
+
+class SurveySpec(StrictModel):
+    """add_to_survey: a survey task for a queue, and campaign membership when a campaign is set."""
+
+    owner: Owner = Owner(queue="survey")
+    campaign_id: str | None = None
+    subject: str = "Survey {{ account_name }} about why they left"
+    description: str | None = None
+    template: str | None = None  # a file under config/templates/ for the description
+    due_in: Duration = Duration(days=7)
+
+
+class OfferSpec(StrictModel):
+    """offer: make it easy to return with a named offer from ``settings.offers``."""
+
+    offer: str
+    owner: Owner = DEFAULT_OWNER
+    subject: str = "Offer {{ account_name }} an easy way back: {{ offer.title }}"
+    template: str | None = None
+    due_in: Duration = Duration(days=5)
+
+
+class ClosePlanSpec(StrictModel):
+    """close_plan: won or lost, with a reason people read."""
+
+    outcome: Literal["won", "lost"]
+    reason: str
+    follow_up: TaskSpec | None = None  # e.g. "keep it that way" when won
+
+
+class PublishSpec(StrictModel):
+    """publish_event: an event for other systems, e.g. ``winback.feedback``."""
+
+    type: str = Field(pattern=r"^[a-z][a-z0-9_.-]*$")
+    fields: dict[str, str] = Field(default_factory=dict)  # values are templates
+
+
+class CreateTaskAction(StrictModel):
+    create_task: TaskSpec
+
+
+class DraftApologyAction(StrictModel):
+    draft_apology: ApologySpec
+
+
+class ScheduleCheckInsAction(StrictModel):
+    schedule_checkins: CheckInSpec
+
+
+class EscalateAction(StrictModel):
+    escalate: EscalateSpec
+
+
+class AddToSurveyAction(StrictModel):
+    add_to_survey: SurveySpec
+
+
+class OfferAction(StrictModel):
+    offer: OfferSpec
+
+
+class ClosePlanAction(StrictModel):
+    close_plan: ClosePlanSpec
+
+
+class PublishEventAction(StrictModel):
+    publish_event: PublishSpec
+
+
+ActionSpec = (
+    CreateTaskAction | DraftApologyAction | ScheduleCheckInsAction | EscalateAction
+    | AddToSurveyAction | OfferAction | ClosePlanAction | PublishEventAction
+)
+ACTION_NAMES = ("create_task", "draft_apology", "schedule_checkins", "escalate", "add_to_survey",
+                "offer", "close_plan", "publish_event")
+
+
+def action_name(action: ActionSpec) -> str:
+    """The YAML key of an action, e.g. ``create_task``."""
+    return next(iter(type(action).model_fields))
