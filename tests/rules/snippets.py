@@ -39,3 +39,18 @@ def problems(rules: str, templates: Mapping[str, str] | None = None, *, whole: b
     except RulesInvalidError as exc:
         return [str(p) for p in exc.problems]
     raise AssertionError("the rules were accepted, but problems were expected")
+
+
+# A close_plan follow-up with for_each (an error): tests/rules/test_for_each.py and the guide's example.
+FOLLOW_UP_WITH_FOR_EACH = """\
+  - id: won-back
+    on: meeting.held
+    then:
+      - close_plan:
+          outcome: won
+          reason: "They came back"
+          follow_up:
+            kind: follow_up
+            subject: "Keep {{ account_name }} happy"
+            for_each: added_experiences
+"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from handlers.rules.loader import parse_rules
-from tests.rules.snippets import ROOT, problems
+from tests.rules.snippets import FOLLOW_UP_WITH_FOR_EACH, ROOT, problems
 
 GUIDE = ROOT / "docs" / "rules.md"
 
@@ -31,16 +31,5 @@ def test_the_guide_shows_the_real_yaml_syntax_error() -> None:
 
 
 def test_the_guide_shows_the_real_for_each_error() -> None:
-    (found,) = problems("""\
-  - id: won-back
-    on: meeting.held
-    then:
-      - close_plan:
-          outcome: won
-          reason: "They came back"
-          follow_up:
-            kind: follow_up
-            subject: "Keep {{ account_name }} happy"
-            for_each: added_experiences
-""")
+    (found,) = problems(FOLLOW_UP_WITH_FOR_EACH)
     assert found in GUIDE.read_text()

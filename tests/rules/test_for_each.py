@@ -10,7 +10,7 @@ from handlers.rules.errors import RulesInvalidError
 from handlers.rules.model import RuleFile
 from handlers.rules.ruleset import RuleSet
 from handlers.templates import Templates
-from tests.rules.snippets import FILE, HEAD, load, problems
+from tests.rules.snippets import FILE, FOLLOW_UP_WITH_FOR_EACH, HEAD, load, problems
 from tests.unit.rulesets import lapsed, later, meeting, tasks
 
 
@@ -30,18 +30,7 @@ def test_for_each_on_a_discovery_task_is_an_error_at_the_for_each_key() -> None:
 
 
 def test_for_each_on_a_close_plan_follow_up_is_an_error_at_the_for_each_key() -> None:
-    found = problems("""\
-  - id: won-back
-    on: meeting.held
-    then:
-      - close_plan:
-          outcome: won
-          reason: "They came back"
-          follow_up:
-            kind: follow_up
-            subject: "Keep {{ account_name }} happy"
-            for_each: added_experiences
-""")
+    found = problems(FOLLOW_UP_WITH_FOR_EACH)
     assert found == [f"{FILE}:17:13: for_each has no effect on a close_plan follow_up: one "
                      "follow-up task is written when the plan closes — remove it"]
 
