@@ -43,7 +43,7 @@ def run(exit_when_idle: float | None) -> None:
     settings = _settings_or_exit()
     logs.configure(settings.log_format, settings.log_level)
     from worker.app import build_app
-    from worker.consumer import stop_on_signals
+    from worker.signals import stop_on_signals
 
     try:
         app = build_app(settings)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import queue
-import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -83,13 +82,8 @@ class Consumer:
         self._stop.set()
 
     def stop_on_signal(self, name: str) -> None:
-        """Ask the consumer to stop, from a signal handler.
-
-        A handler runs on the main thread between two bytecodes of whatever it interrupted, which
-        may hold a lock: the log's write lock while stderr is full, or an ``Event``'s condition.
-        Taking that lock again would deadlock, so this only assigns an attribute; the main loop
-        notices within 0.2 s, logs ``stop_requested`` and stops.
-        """
+        """Ask the consumer to stop, from a signal handler: only assigns an attribute (see
+        ``worker.signals`` for why); the main loop notices within 0.2 s, logs and stops."""
         self._signalled = name
 
     def stopping(self) -> bool:
@@ -300,14 +294,3 @@ class Consumer:
         except AMQPError:
             self._log.warning("results_dropped_connection_closed", count=len(batch))
 
-
-def stop_on_signals(
-    consumer: Consumer, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
-) -> None:
-    """Make SIGTERM and SIGINT stop ``consumer`` gracefully (main thread only)."""
-
-    def handler(signum: int, _frame: object) -> None:
-        consumer.stop_on_signal(signal.Signals(signum).name)
-
-    for sig in signals:
-        signal.signal(sig, handler)

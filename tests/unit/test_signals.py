@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import structlog
 from worker import logs
-from worker.consumer import Consumer, stop_on_signals
+from worker.consumer import Consumer
+from worker.signals import stop_on_signals
 from worker.metrics import Metrics
 from worker.settings import load_settings
 

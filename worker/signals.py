@@ -1,0 +1,28 @@
+"""SIGTERM and SIGINT stop the worker gracefully, without ever taking a lock in the handler.
+
+A Python signal handler runs on the main thread between two bytecodes of whatever it interrupted,
+and that code may hold a lock: structlog's write lock while it is blocked writing to a full stderr
+pipe (a stalled log shipper), or an ``Event``'s condition. A handler that logged, or set an
+``Event``, could wait on that lock forever and the pod would hang until SIGKILL. So the handler
+only assigns an attribute (``Consumer.stop_on_signal``); the consumer's main loop does the rest.
+``tests/unit/test_signals.py`` puts a real process in that state.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+
+from worker.consumer import Consumer
+
+
+def stop_on_signals(
+    consumer: Consumer, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
+) -> None:
+    """Make ``signals`` stop ``consumer`` gracefully. Call on the main thread."""
+
+    def handler(signum: int, _frame: object) -> None:
+        consumer.stop_on_signal(signal.Signals(signum).name)
+
+    for sig in signals:
+        signal.signal(sig, handler)
