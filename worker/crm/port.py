@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from handlers.actions import EventChange, PublishEvent
@@ -35,16 +35,11 @@ class Outgoing:
 
 def outbox_json(outgoing: Sequence[Outgoing]) -> str | None:
     """The ledger's text for ``outgoing``; None when there is nothing to keep."""
-    if not outgoing:
-        return None
-    return json.dumps([{"message_id": o.message_id, "routing_key": o.routing_key,
-                        "payload": o.payload} for o in outgoing], separators=(",", ":"))
+    return json.dumps([asdict(o) for o in outgoing], separators=(",", ":")) if outgoing else None
 
 
 def outbox_from_json(text: str | None) -> tuple[Outgoing, ...]:
-    if not text:
-        return ()
-    return tuple(Outgoing(o["message_id"], o["routing_key"], o["payload"]) for o in json.loads(text))
+    return tuple(Outgoing(**o) for o in json.loads(text)) if text else ()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from handlers.errors import (
     WinbackError,
 )
 from worker.crm.port import Record, Snapshot
-from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, LoginRefusedError, Token
+from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, Token
 from worker.crm.salesforce_client import SalesforceClient, http_session
 from worker.crm.salesforce_errors import CertificateRefusedError, SessionExpiredError, classify
 from worker.crm.salesforce_graph import Graph, build_graph, outcome, pack, planned_keys
@@ -69,7 +69,7 @@ class SalesforceCrm:
         """Log in, then describe every object the worker writes; name each gap found."""
         try:
             describes = self._retry.call(self._describe)
-        except (LoginRefusedError, SessionExpiredError, CertificateRefusedError) as exc:
+        except (SessionExpiredError, CertificateRefusedError) as exc:  # incl. LoginRefusedError
             raise ConfigError(str(exc)) from exc  # credentials or CA bundle: waiting will not help
         except TransientError:
             raise  # down or rate-limited for now: the worker waits and asks again

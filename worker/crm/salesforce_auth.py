@@ -11,7 +11,7 @@ import requests
 from pydantic import SecretStr
 
 from handlers.errors import CrmUnavailableError
-from worker.crm.salesforce_errors import CertificateRefusedError, SessionExpiredError
+from worker.crm.salesforce_errors import SessionExpiredError, from_exception
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _JWT_LIFETIME = 180  # Salesforce accepts an assertion for at most three minutes
@@ -57,11 +57,8 @@ class JwtBearer:
         try:
             response = http.post(url, data=data)
             body = response.json()
-        except requests.exceptions.SSLError as exc:
-            raise CertificateRefusedError(f"Salesforce login at {self.login_url}: TLS verification "
-                                          f"failed: {exc}") from exc
-        except requests.RequestException as exc:
-            raise CrmUnavailableError(f"Salesforce login at {self.login_url} failed: {exc}") from exc
+        except requests.RequestException as exc:  # TLS refused, timed out, unreachable, not JSON
+            raise from_exception(exc, f"login at {self.login_url}") from exc
         if response.status_code >= 500 or not isinstance(body, dict):
             raise CrmUnavailableError(f"Salesforce login: HTTP {response.status_code}: {body}")
         if response.status_code != 200:
