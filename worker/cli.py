@@ -120,9 +120,11 @@ def events_schema(out: Path | None) -> None:
 
 
 def _register_groups() -> None:
+    from worker.parked_cli import parked_group
     from worker.rules_cli import rules_group
 
     cli.add_command(rules_group, "rules")
+    cli.add_command(parked_group, "parked")
 
 
 def main() -> None:
