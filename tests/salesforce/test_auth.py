@@ -8,7 +8,7 @@ import pytest
 import trustme
 from structlog.testing import capture_logs
 
-from handlers.errors import ConfigError, CrmUnavailableError
+from handlers.errors import ConfigError, CrmAccessError
 from tests.salesforce.changes import event_entries, lapse
 from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings, token_settings
 from worker.crm.salesforce import SalesforceCrm
@@ -52,7 +52,7 @@ def test_an_expired_session_in_jwt_mode_logs_in_again_once_and_writes_once(
     assert len(event_entries(server.records("Winback_Ledger__c"))) == 1
 
 
-def test_an_expired_token_in_token_mode_is_a_clear_transient_error(server: SalesforceServer) -> None:
+def test_an_expired_token_in_token_mode_is_a_clear_access_error(server: SalesforceServer) -> None:
     crm = SalesforceCrm.from_settings(token_settings(server), retry=FAST_RETRY)
     try:
         server.expire_sessions()
@@ -61,7 +61,7 @@ def test_an_expired_token_in_token_mode_is_a_clear_transient_error(server: Sales
         (result,) = crm.apply([lapse(1)])
     finally:
         crm.close()
-    assert isinstance(result, CrmUnavailableError)
+    assert isinstance(result, CrmAccessError), "the worker pauses for it; no retry can fix it"
     assert "cannot be renewed" in str(result)
     assert [c.status for c in server.calls].count(401) == 2, "no blind retries of a dead token"
     assert server.records("Winback_Plan__c") == []

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from handlers.actions import AddToCampaign, EventChange, SavePlan
-from handlers.errors import CrmRejectedError, CrmUnavailableError, RateLimitedError
+from handlers.errors import (
+    CrmAccessError,
+    CrmRejectedError,
+    CrmUnavailableError,
+    PlanConflictError,
+    RateLimitedError,
+)
 from tests.salesforce.changes import CAMPAIGN, account_id, contact_id, lapse, plan, prov, task
 from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings, salesforce_crm
 from worker.crm.salesforce import SalesforceCrm
@@ -152,7 +158,7 @@ def test_a_validation_rule_rejects_only_its_own_event_with_salesforces_message(
 
 @pytest.mark.parametrize("code", [
     "INVALID_FIELD", "MALFORMED_ID", "REQUIRED_FIELD_MISSING", "FIELD_CUSTOM_VALIDATION_EXCEPTION",
-    "INVALID_CROSS_REFERENCE_KEY", "STRING_TOO_LONG", "INSUFFICIENT_ACCESS_OR_READONLY",
+    "INVALID_CROSS_REFERENCE_KEY", "STRING_TOO_LONG", "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY",
 ])
 def test_a_permanent_error_code_in_a_record_is_a_crm_rejected_error(
     server: SalesforceServer, crm: SalesforceCrm, code: str
@@ -233,3 +239,26 @@ def test_a_contact_already_in_the_survey_campaign_is_not_added_again(
     assert crm.apply([first]) == [None]
     assert crm.apply([again]) == [None], "Salesforce would refuse a second membership"
     assert len(server.records("CampaignMember")) == 1
+
+
+@pytest.mark.parametrize("code", ["INSUFFICIENT_ACCESS_OR_READONLY", "INSUFFICIENT_ACCESS",
+                                  "API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"])
+def test_a_permission_the_integration_user_lost_is_an_access_error_sent_once(
+    server: SalesforceServer, crm: SalesforceCrm, code: str
+) -> None:
+    server.faults.record_error("Winback_Plan__c", code, f"{code} says Salesforce", times=None)
+    (result,) = crm.apply([lapse(1)])
+    assert isinstance(result, CrmAccessError), "the worker pauses for it instead of parking"
+    assert "grant the Winback_Integration permission set" in str(result)
+    assert _graph_calls(server) == 1
+
+
+def test_a_plan_conflict_is_not_sent_again_in_process(server: SalesforceServer,
+                                                      crm: SalesforceCrm) -> None:
+    first = lapse(1)
+    assert crm.apply([first]) == [None]
+    stale = replace(lapse(1), event_id="evt-stale")  # saves the plan at the revision first took
+    calls_before = _graph_calls(server)
+    (result,) = crm.apply([stale])
+    assert isinstance(result, PlanConflictError)
+    assert _graph_calls(server) == calls_before + 1, "a taken revision can never succeed on a resend"

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from handlers.actions import EventChange
 from handlers.errors import (
     ConfigError,
+    CrmAccessError,
     PermanentError,
     TransientError,
     WinbackError,
@@ -24,11 +25,11 @@ from handlers.errors import (
 from worker.crm.port import Record, Snapshot
 from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, Token
 from worker.crm.salesforce_client import SalesforceClient, http_session
-from worker.crm.salesforce_errors import CertificateRefusedError, SessionExpiredError, classify
+from worker.crm.salesforce_errors import CertificateRefusedError, classify
 from worker.crm.salesforce_graph import Graph, build_graph, outcome, pack, planned_keys
 from worker.crm.salesforce_limits import ApiAllowance
 from worker.crm.salesforce_reads import Reader
-from worker.crm.salesforce_retry import RetryPolicy
+from worker.crm.salesforce_retry import RetryPolicy, resendable
 from worker.crm.salesforce_schema import HINT, NEEDS, problems
 from worker.settings import Settings
 
@@ -69,7 +70,7 @@ class SalesforceCrm:
         """Log in, then describe every object the worker writes; name each gap found."""
         try:
             describes = self._retry.call(self._describe)
-        except (SessionExpiredError, CertificateRefusedError) as exc:  # incl. LoginRefusedError
+        except (CrmAccessError, CertificateRefusedError) as exc:
             raise ConfigError(str(exc)) from exc  # credentials or CA bundle: waiting will not help
         except TransientError:
             raise  # down or rate-limited for now: the worker waits and asks again
@@ -143,7 +144,10 @@ class SalesforceCrm:
 
 
 class _GraphWriter:
-    """Sends graphs in rounds: each round re-sends only the graphs that failed transiently."""
+    """Sends graphs in rounds: each round re-sends only the graphs that failed transiently.
+
+    A plan conflict is settled at once: the graph claims a revision another worker took, so a
+    resend can never succeed; the event goes back to be handled again on the newer plan."""
 
     def __init__(self, client: SalesforceClient, results: list[WinbackError | None]) -> None:
         self._client = client
@@ -167,7 +171,7 @@ class _GraphWriter:
         try:
             reply = self._client.rest("POST", "composite/graph",
                                       {"graphs": [g.payload() for g in batch]}, what="write")
-        except (PermanentError, SessionExpiredError) as exc:
+        except (PermanentError, CrmAccessError) as exc:
             for graph in batch:
                 self._settle(graph, exc)
             return
@@ -177,7 +181,7 @@ class _GraphWriter:
         answers = {item.get("graphId"): item for item in reply.get("graphs", ())}
         for graph in batch:
             result = outcome(graph, answers.get(graph.graph_id))
-            if isinstance(result, TransientError):
+            if resendable(result):
                 self._last[graph.graph_id] = result
             else:
                 self._settle(graph, result)

@@ -10,14 +10,14 @@ import jwt
 import requests
 from pydantic import SecretStr
 
-from handlers.errors import CrmUnavailableError
-from worker.crm.salesforce_errors import SessionExpiredError, from_exception
+from handlers.errors import CrmAccessError, CrmUnavailableError
+from worker.crm.salesforce_errors import from_exception
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _JWT_LIFETIME = 180  # Salesforce accepts an assertion for at most three minutes
 
 
-class LoginRefusedError(SessionExpiredError):
+class LoginRefusedError(CrmAccessError):
     """The token endpoint refused us (bad key, unknown app, user not pre-authorised...)."""
 
 

@@ -1,7 +1,7 @@
 """Salesforce failures classified by ``errorCode`` (never by exception class) into the error tree.
 
 simple-salesforce maps HTTP status to an exception class only (a row lock is a 400 there, like a
-bad field), so the decision is made here from the JSON body: retry, slow down, or park.
+bad field), so the decision is made here from the JSON body: retry, slow down, pause, or park.
 """
 
 from __future__ import annotations
@@ -12,7 +12,13 @@ from typing import Any
 import requests
 from simple_salesforce.exceptions import SalesforceError
 
-from handlers.errors import CrmRejectedError, CrmUnavailableError, RateLimitedError, WinbackError
+from handlers.errors import (
+    CrmAccessError,
+    CrmRejectedError,
+    CrmUnavailableError,
+    RateLimitedError,
+    WinbackError,
+)
 
 # Codes that mean "come back later": the same request may succeed on a retry.
 TRANSIENT_CODES: frozenset[str] = frozenset({
@@ -23,9 +29,16 @@ RATE_CODES: frozenset[str] = frozenset({"REQUEST_LIMIT_EXCEEDED", "TOO_MANY_REQU
 # Listed for the docs and tests; every other code is permanent too (retrying cannot fix the data).
 PERMANENT_CODES: frozenset[str] = frozenset({
     "INVALID_FIELD", "MALFORMED_ID", "REQUIRED_FIELD_MISSING", "FIELD_CUSTOM_VALIDATION_EXCEPTION",
-    "INVALID_CROSS_REFERENCE_KEY", "STRING_TOO_LONG", "INSUFFICIENT_ACCESS",
-    "INSUFFICIENT_ACCESS_OR_READONLY", "INVALID_TYPE", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+    "INVALID_CROSS_REFERENCE_KEY", "STRING_TOO_LONG", "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY",
+    "INVALID_TYPE", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
     "DUPLICATE_VALUE", "NOT_FOUND", "MALFORMED_QUERY", "JSON_PARSER_ERROR", "INACTIVE_OWNER_OR_USER",
+})
+# Codes that refuse the integration user itself, not this record: every event would fail alike
+# until someone grants the permission back, so consumption pauses instead of parking them all.
+# (A record the user may not see is INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY: parked.)
+ACCESS_CODES: frozenset[str] = frozenset({
+    "INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY", "API_DISABLED_FOR_ORG",
+    "API_CURRENTLY_DISABLED",
 })
 SESSION_EXPIRED = "INVALID_SESSION_ID"
 # Inside a failed composite graph, the nodes that did not fail themselves carry this code.
@@ -36,8 +49,12 @@ HALTED = "PROCESSING_HALTED"
 CLIENT_ERRORS = (SalesforceError, requests.RequestException)
 
 
-class SessionExpiredError(CrmUnavailableError):
+class SessionExpiredError(CrmAccessError):
     """The access token is no longer valid and this connection cannot get a new one by itself."""
+
+
+class PermissionMissingError(CrmAccessError):
+    """The integration user lacks an object, field or API permission the worker needs."""
 
 
 class CertificateRefusedError(CrmUnavailableError):
@@ -65,6 +82,9 @@ def classify(status: int, body: Any, what: str) -> WinbackError:
         return RateLimitedError(text)
     if code == SESSION_EXPIRED:
         return SessionExpiredError(text)
+    if code in ACCESS_CODES:
+        return PermissionMissingError(f"{text} (grant the Winback_Integration permission set "
+                                      "to the integration user)")
     if code in TRANSIENT_CODES or status >= 500:
         return CrmUnavailableError(text)
     return CrmRejectedError(text)

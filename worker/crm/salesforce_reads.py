@@ -117,7 +117,7 @@ class Reader:
             keys.update((sobject, row[sf.KEY]) for row in found if row.get(sf.KEY))
             if sobject == "Event":
                 event_ids.update((row[sf.KEY], row["Id"]) for row in found)
-            if sobject == "CampaignMember":
+            if ref.startswith("CampaignMember__m"):  # the key look-ups select no CampaignId
                 members.update((row["CampaignId"], row["ContactId"]) for row in found)
         return Existing(frozenset(keys), event_ids, frozenset(members))
 

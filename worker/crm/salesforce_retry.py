@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 import structlog
 from tenacity import (
@@ -18,8 +18,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from handlers.errors import TransientError
-from worker.crm.salesforce_errors import SessionExpiredError
+from handlers.errors import PlanConflictError, TransientError
 
 T = TypeVar("T")
 
@@ -38,14 +37,15 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
     def call(self, fn: Callable[[], T]) -> T:
-        """``fn()``, retried while it raises a ``TransientError``; the last one is re-raised.
+        """``fn()``, retried while it raises a resendable error; the last one is re-raised.
 
-        An expired session is not retried here: the client already logged in again once.
+        Credentials and permissions (CrmAccessError) are not retried here: the client already
+        logged in again once, and the worker pauses for them instead.
         """
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts), wait=self._wait(), sleep=self.sleep,
             retry=retry_if_exception_type(TransientError) & retry_if_not_exception_type(
-                SessionExpiredError), reraise=True, before_sleep=_log_retry,
+                PlanConflictError), reraise=True, before_sleep=_log_retry,
         )
         return retrying(fn)
 
@@ -60,6 +60,12 @@ class RetryPolicy:
 
     def _wait(self) -> wait_random_exponential:
         return wait_random_exponential(multiplier=self.initial, max=self.maximum)
+
+
+def resendable(error: BaseException | None) -> TypeGuard[TransientError]:
+    """Would sending the same request again have a chance? Transient, except a plan conflict:
+    its stale revision is taken for good, so only handling the event again can succeed."""
+    return isinstance(error, TransientError) and not isinstance(error, PlanConflictError)
 
 
 def _log_retry(state: RetryCallState) -> None:
