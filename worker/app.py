@@ -11,14 +11,17 @@ import structlog
 
 from handlers.errors import TransientError
 from handlers.registry import handle
-from worker.consumer import Consumer
 from worker.crm.factory import build_crm
 from worker.crm.port import Crm
 from worker.dispatch import Processor
 from worker.metrics import Metrics, serve
 from worker.policy import RetryPolicy
+from worker.processing import Batching, ProcessingThread
 from worker.rules_source import RulesHolder, RulesWatcher, load_snapshot
+from worker.session import AmqpSession
 from worker.settings import Settings
+from worker.stop import StopToken
+from worker.topology import Topology
 
 CRM_WAIT_FIRST = 1.0  # seconds before asking an unreachable CRM again; doubles up to the max
 CRM_WAIT_MAX = 60.0
@@ -32,7 +35,8 @@ def utcnow() -> datetime:
 class App:
     settings: Settings
     crm: Crm
-    consumer: Consumer
+    consumer: AmqpSession
+    stop: StopToken
     watcher: RulesWatcher
     metrics: Metrics
     server: ThreadingHTTPServer | None = None
@@ -68,7 +72,7 @@ class App:
             except TransientError as exc:
                 self.metrics.crm_checks_failed.inc()
                 log.warning("crm_unavailable_at_start", crm=self.crm.name, error=str(exc), retry_in=delay)
-                if self.consumer.pause(delay):
+                if self.stop.pause(delay):
                     return False
                 delay = min(delay * 2, CRM_WAIT_MAX)
             else:
@@ -83,10 +87,18 @@ def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | Non
     metrics.rules_info.info({"version": rules.version, "source": str(settings.rules)})
     crm = crm or build_crm(settings)
     processor = Processor(crm, holder.current, handle, utcnow, RetryPolicy(settings.retry_delays))
-    consumer = Consumer(settings, processor, metrics)
+    stop = StopToken()
+    consumer = consume(settings, processor, metrics, stop)
     watcher = RulesWatcher(settings.rules, holder, settings.rules_poll_seconds, loaded=loaded,
                            metrics=metrics)
     server = None
     if settings.metrics_port:
         server = serve(metrics, settings.metrics_port, healthy=consumer.is_consuming)
-    return App(settings, crm, consumer, watcher, metrics, server)
+    return App(settings, crm, consumer, stop, watcher, metrics, server)
+
+
+def consume(settings: Settings, processor: Processor, metrics: Metrics, stop: StopToken) -> AmqpSession:
+    """The consumer in its two halves: the AMQP session and the processing thread it feeds."""
+    batching = Batching(settings.batch_size, settings.batch_wait_ms / 1000)
+    processing = ProcessingThread(processor, batching, metrics, stop)
+    return AmqpSession(settings, Topology.from_settings(settings), processing, metrics, stop)

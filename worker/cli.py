@@ -51,7 +51,7 @@ def run(exit_when_idle: float | None) -> None:
         click.echo(f"winback: cannot start: {exc}", err=True)
         sys.exit(2)
 
-    stop_on_signals(app.consumer)
+    stop_on_signals(app.stop)
     try:
         app.run(exit_when_idle)
     except ConfigError as exc:

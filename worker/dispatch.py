@@ -19,7 +19,7 @@ from handlers.outcome import Outcome
 from handlers.plan import Plan, Suppression
 from handlers.rules.ruleset import RuleSet
 from worker.crm.port import Crm, Outgoing
-from worker.policy import Ack, Disposition, RetryPolicy
+from worker.policy import Ack, Disposition, Retry, RetryPolicy
 
 Handle = Callable[[Event, Plan | None, RuleSet, datetime], Outcome]
 
@@ -84,18 +84,23 @@ class Processor:
             try:
                 events.append((message, parse_event(message.body)))
             except PermanentError as exc:
-                results[message.tag] = self._result(message, exc, peek_ids(message.body))
+                results[message.tag] = self._result(message, exc, peek_ids(message.body))  # parked
         if events:
             self._process_events(events, results)
         return [results[m.tag] for m in messages]
+
+    def fail_all(self, messages: Sequence[Message], error: BaseException) -> list[Result]:
+        """The last resort when ``process`` itself broke (a bug): each message decides alone."""
+        return [self._result(m, error, peek_ids(m.body)) for m in messages]
 
     def _process_events(self, events: list[tuple[Message, Event]], results: dict[int, Result]) -> None:
         rules = self._rules()  # once per batch: a reload never lands in the middle of one
         try:
             snapshot = self._crm.load({e.account_id for _, e in events}, {e.id for _, e in events})
         except Exception as exc:  # noqa: BLE001 - the batch boundary: every failure is classified
+            unread = _Batch({}, set(), {}, results)
             for message, event in events:
-                results[message.tag] = self._result(message, exc, _ids(event))
+                self._fail(unread, message, event, exc)
             return
         batch = _Batch(dict(snapshot.plans), set(snapshot.processed), snapshot.outbox, results)
         pending = list(events)
@@ -117,7 +122,7 @@ class Processor:
         for message, event in wave:
             ids = _ids(event)
             if event.account_id in batch.failed_accounts:
-                results[message.tag] = self._result(message, _HeldBack("an earlier event failed"), ids)
+                self._fail(batch, message, event, _HeldBack("an earlier event failed"))
             elif event.id in batch.seen:
                 # Applied before, but maybe never acked because the worker died before publishing:
                 # publish what the ledger kept again (listeners drop repeats by message id).
@@ -128,7 +133,7 @@ class Processor:
                 try:
                     outcome = self._handle(event, batch.plans.get(event.account_id), rules, now)
                 except Exception as exc:  # noqa: BLE001 - per-message boundary
-                    results[message.tag] = self._result(message, exc, ids)
+                    self._fail(batch, message, event, exc)
                     continue
                 staged.append((message, event, outcome))
         if not staged:
@@ -147,9 +152,15 @@ class Processor:
                 publishes = tuple(Outgoing.of(p) for p in change.publishes)
                 results[message.tag] = Result(Ack(), publishes, ids | _summary(outcome), outcome.suppressed)
             else:
-                if isinstance(error, TransientError):
-                    batch.failed_accounts.add(event.account_id)
-                results[message.tag] = self._result(message, error, ids)
+                self._fail(batch, message, event, error)
+
+    def _fail(self, batch: _Batch, message: Message, event: Event, error: BaseException) -> None:
+        """The one per-message boundary for a failed event: the policy decides, and any failure
+        that will be retried holds back the account's later events, so none overtakes it."""
+        result = self._result(message, error, _ids(event))
+        if isinstance(result.disposition, Retry):
+            batch.failed_accounts.add(event.account_id)
+        batch.results[message.tag] = result
 
     def _result(self, message: Message, error: BaseException, ids: dict[str, Any]) -> Result:
         return Result(self._policy.decide(error, message.attempts), log=ids | {"error": str(error)})

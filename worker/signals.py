@@ -4,7 +4,7 @@ A Python signal handler runs on the main thread between two bytecodes of whateve
 and that code may hold a lock: structlog's write lock while it is blocked writing to a full stderr
 pipe (a stalled log shipper), or an ``Event``'s condition. A handler that logged, or set an
 ``Event``, could wait on that lock forever and the pod would hang until SIGKILL. So the handler
-only assigns an attribute (``Consumer.stop_on_signal``); the consumer's main loop does the rest.
+only assigns an attribute (``StopToken.request_from_signal``); the main loop does the rest.
 ``tests/unit/test_signals.py`` puts a real process in that state.
 """
 
@@ -13,16 +13,16 @@ from __future__ import annotations
 import signal
 from collections.abc import Sequence
 
-from worker.consumer import Consumer
+from worker.stop import StopToken
 
 
 def stop_on_signals(
-    consumer: Consumer, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
+    stop: StopToken, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
 ) -> None:
-    """Make ``signals`` stop ``consumer`` gracefully. Call on the main thread."""
+    """Make ``signals`` ask ``stop`` for a graceful stop. Call on the main thread."""
 
     def handler(signum: int, _frame: object) -> None:
-        consumer.stop_on_signal(signal.Signals(signum).name)
+        stop.request_from_signal(signal.Signals(signum).name)
 
     for sig in signals:
         signal.signal(sig, handler)

@@ -18,13 +18,15 @@ from handlers.rules.model import RuleFile
 from handlers.rules.ruleset import RuleSet
 from handlers.templates import Templates
 from tests.integration.broker import Names, channel
-from worker.consumer import Consumer
+from worker.app import consume
 from worker.crm.local import LocalCrm
 from worker.crm.port import Crm, Record, Snapshot
 from worker.dispatch import Handle, Processor
 from worker.metrics import Metrics
 from worker.policy import RetryPolicy
+from worker.session import AmqpSession
 from worker.settings import Settings, load_settings
+from worker.stop import StopToken
 from worker.topology import Topology
 
 EMPTY_RULES = RuleSet(RuleFile(version="test", rules=[]), Templates())
@@ -96,16 +98,16 @@ def make_settings(names: Names, tmp: Path, **overrides: Any) -> Settings:
 def make_consumer(
     settings: Settings, crm: Crm | None = None, handle: Handle = one_task,
     rules: RuleSet = EMPTY_RULES,
-) -> tuple[Consumer, Crm, Metrics]:
+) -> tuple[AmqpSession, Crm, Metrics]:
     crm = crm or LocalCrm(settings.local_crm_path)
     metrics = Metrics()
     processor = Processor(crm, lambda: rules, handle, lambda: datetime.now(UTC),
                           RetryPolicy(settings.retry_delays))
-    return Consumer(settings, processor, metrics), crm, metrics
+    return consume(settings, processor, metrics, StopToken()), crm, metrics
 
 
 @contextmanager
-def running(consumer: Consumer) -> Iterator[threading.Thread]:
+def running(consumer: AmqpSession) -> Iterator[threading.Thread]:
     thread = threading.Thread(target=consumer.run, name="test-consumer")
     thread.start()
     try:

@@ -60,7 +60,7 @@ def test_transient_crm_failure_is_retried_through_the_broker_and_written_once(
     with running(consumer):
         publish(names, lapsed("evt-1", "ACC-1"))
         wait_until(lambda: _tasks(crm) == ["ACC-1:task:evt-1"], what="the retried event")
-        wait_until(lambda: consumer._in_flight == 0, what="settlement")
+        assert consumer.wait_settled(30), "settlement"
     assert flaky.calls == 3
     assert metrics.events.labels(outcome="retried")._value.get() == 2
     assert message_count(settings.parking_queue) == 0
@@ -105,7 +105,7 @@ def test_crm_call_slower_than_two_heartbeats_keeps_the_connection(names: Names, 
     with running(consumer):
         publish(names, lapsed("evt-1", "ACC-1"))
         wait_until(lambda: _tasks(crm) == ["ACC-1:task:evt-1"], timeout=30, what="the slow write")
-        wait_until(lambda: consumer._in_flight == 0, what="the ack")
+        assert consumer.wait_settled(30), "the ack"
         assert consumer.is_consuming()
     assert consumer.connections_opened == 1
     assert metrics.broker_reconnects._value.get() == 0

@@ -69,8 +69,9 @@ def test_outgoing_events_of_an_applied_but_unacked_event_are_published_on_redeli
         publish(names, event)
     consumer, _, _ = make_consumer(settings, crm=crm, handle=handle, rules=rules)
     with running(consumer):
-        wait_until(lambda: message_count(settings.queue) == 0 and consumer._in_flight == 0
-                   and message_count(listener) > 0, timeout=30, what="the redelivered events to settle")
+        wait_until(lambda: message_count(settings.queue) == 0 and message_count(listener) > 0,
+                   timeout=30, what="the redelivered events to arrive")
+        assert consumer.wait_settled(30), "the redelivered events settled"
 
     feedback = _take_with_ids(listener)
     assert feedback == [(kept.message_id, kept.payload)]

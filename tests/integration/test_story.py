@@ -75,8 +75,9 @@ def run_story(names: Names, crm: Crm, tmp_path: Path) -> list[tuple[str, dict[st
         publish(names, event)
     consumer, _, _ = make_consumer(settings, crm=crm, handle=handle, rules=load_rules(RULES))
     with running(consumer):
-        wait_until(lambda: message_count(settings.queue) == 0 and consumer._in_flight == 0
-                   and len(crm.records()) > 0, timeout=60, what="the story to be handled")
+        wait_until(lambda: message_count(settings.queue) == 0 and len(crm.records()) > 0,
+                   timeout=60, what="the story to be handled")
+        assert consumer.wait_settled(60), "the story settled"
     assert message_count(settings.parking_queue) == 0, take_all(settings.parking_queue)
     feedback = [(key, json.loads(body)) for key, _, body in take_all_routed(feedback_queue)]
     with channel() as ch:

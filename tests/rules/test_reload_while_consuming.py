@@ -21,12 +21,13 @@ from tests.integration.harness import lapsed, make_settings, running
 from tests.rules.disk import ConfigMapVolume
 from tests.rules.test_reload import RecordingLog
 from tests.waiting import wait_until
-from worker.consumer import Consumer
+from worker.app import consume
 from worker.crm.local import LocalCrm
 from worker.dispatch import Processor
 from worker.metrics import Metrics
 from worker.policy import RetryPolicy
 from worker.rules_source import RulesHolder, RulesWatcher, load_snapshot
+from worker.stop import StopToken
 
 pytestmark = pytest.mark.integration
 RETRY_DELAYS = (0.2, 0.2, 0.2)
@@ -58,7 +59,7 @@ def test_rules_swapped_while_consuming_apply_whole_and_a_bad_swap_is_refused(
     crm = LocalCrm(settings.local_crm_path)
     processor = Processor(crm, holder.current, handle, lambda: datetime.now(UTC),
                           RetryPolicy(settings.retry_delays))
-    consumer = Consumer(settings, processor, metrics)
+    consumer = consume(settings, processor, metrics, StopToken())
 
     def tasks() -> list[dict[str, str]]:
         return [r.fields for r in crm.records() if r.kind == "task"]
@@ -75,8 +76,9 @@ def test_rules_swapped_while_consuming_apply_whole_and_a_bad_swap_is_refused(
             wait_until(lambda: metrics.registry.get_sample_value(
                 "winback_rules_reloads_refused_total") == 1.0, what="version 3 refused")
             _publish(names, "c", 10)
-            wait_until(lambda: len(tasks()) == 50 and message_count(settings.queue) == 0
-                       and consumer._in_flight == 0, what="all 50 events handled")
+            wait_until(lambda: len(tasks()) == 50 and message_count(settings.queue) == 0,
+                       what="all 50 events handled")
+            assert consumer.wait_settled(30), "all 50 events settled"
         written = tasks()
     finally:
         watcher.stop()

@@ -112,6 +112,37 @@ def test_a_transient_failure_holds_back_only_that_accounts_later_events() -> Non
     assert list(crm.load(["A", "B"], []).plans) == ["B"]
 
 
+def fails_on_e1(event: Event, plan: Plan | None, rules: RuleSet, now: datetime) -> Outcome:
+    """``note_event``, but a bug (a KeyError) on the event ``e1``."""
+    if event.id == "e1":
+        raise KeyError("missing")
+    return note_event(event, plan, rules, now)
+
+
+class AppliesBadly(FailsFor):
+    """Fails the changes of one account with an error nobody foresaw (not a WinbackError)."""
+
+    def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
+        return [ValueError("odd") if c.account_id == self.account else None  # type: ignore[misc]
+                for c in changes]
+
+
+def test_an_unexpected_error_in_the_handler_holds_back_that_accounts_later_events() -> None:
+    crm = LocalCrm(":memory:")
+    processor = Processor(crm, lambda: EMPTY_RULES, fails_on_e1, lambda: NOW, RetryPolicy((5.0,)))
+    results = processor.process(_messages(lapsed("e1", "A"), lapsed("e2", "B"), lapsed("e3", "A")))
+    assert [type(r.disposition) for r in results] == [Retry, Ack, Retry]
+    assert "earlier event failed" in results[2].log["error"]
+    assert list(crm.load(["A", "B"], []).plans) == ["B"], "e3 did not overtake e1"
+
+
+def test_an_unexpected_error_from_the_crm_holds_back_that_accounts_later_events() -> None:
+    crm = AppliesBadly("A")
+    results = _processor(crm).process(_messages(lapsed("e1", "A"), lapsed("e2", "A")))
+    assert [type(r.disposition) for r in results] == [Retry, Retry]
+    assert "earlier event failed" in results[1].log["error"]
+
+
 def test_invalid_messages_and_rule_errors_are_parked_while_the_rest_are_written() -> None:
     crm = LocalCrm(":memory:")
     results = _processor(crm).process(_messages(

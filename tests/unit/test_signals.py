@@ -24,16 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import structlog
 from worker import logs
-from worker.consumer import Consumer
 from worker.signals import stop_on_signals
-from worker.metrics import Metrics
-from worker.settings import load_settings
+from worker.stop import StopToken
 
 logs.configure("json", "info")
-consumer = Consumer(load_settings(), processor=None, metrics=Metrics())
-stop_on_signals(consumer)
+stop = StopToken()
+stop_on_signals(stop)
 log = structlog.get_logger("filler")
-while not consumer.stopping():
+while not stop.stopping():
     log.info("filler", text="x" * 500)
 """
 

@@ -1,0 +1,285 @@
+"""The AMQP session: connect, declare, consume and settle, all on the main thread.
+
+The main thread owns the connection and only does AMQP work, so heartbeats keep flowing however
+slow the CRM is. Deliveries go to the processing side (``worker.processing``); its results come
+back through ``add_callback_threadsafe`` and are settled here: publish outgoing events, then
+retry, park or just ack. A message is acked only after its CRM writes are committed; anything not
+acked when the connection goes returns to the queue.
+
+Seams for operations: ``pause_consumption``/``resume_consumption`` (any thread) cancel and restore
+the broker subscription without dropping the connection; ``progress()`` says when a message was
+last settled and whether the I/O loop is still turning.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pika
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.exceptions import AMQPError, ChannelClosedByBroker
+
+from handlers.errors import ConfigError
+from worker.dispatch import Message, Result
+from worker.metrics import Metrics
+from worker.policy import Ack, Park, Retry
+from worker.processing import Delivery, ProcessingThread
+from worker.settings import Settings
+from worker.stop import StopToken
+from worker.topology import Topology
+
+ATTEMPTS_HEADER = "x-winback-attempts"
+PRECONDITION_FAILED = 406
+LOOP_TICK = 0.2  # seconds the I/O loop waits for frames before it looks at stop/pause again
+LOOP_STALLED_AFTER = 10.0  # an I/O loop silent this long is not alive
+
+
+@dataclass(frozen=True)
+class Progress:
+    """For health checks: monotonic times of the last settle and of the last I/O-loop turn."""
+
+    last_settled_at: float
+    io_loop_at: float
+
+    def io_loop_alive(self, now: float | None = None) -> bool:
+        return (now or time.monotonic()) - self.io_loop_at < LOOP_STALLED_AFTER
+
+
+class AmqpSession:
+    """Consumes the work queue until the stop token is set; reconnects when the broker goes."""
+
+    def __init__(self, settings: Settings, topology: Topology, processing: ProcessingThread,
+                 metrics: Metrics, stop: StopToken) -> None:
+        self._settings, self._topology, self._processing = settings, topology, processing
+        self._metrics, self._stop = metrics, stop
+        self._log = structlog.get_logger("winback.consumer")
+        self._params = pika.URLParameters(settings.amqp_url.get_secret_value())
+        self._params.heartbeat = settings.heartbeat
+        self._params.blocked_connection_timeout = 300
+        self._params.client_properties = {"connection_name": "winback-worker"}
+        self._settled = threading.Condition()  # guards _in_flight; never taken by a signal handler
+        self._in_flight = 0
+        self._paused = threading.Event()
+        self._draining = threading.Event()
+        self._generation = 0
+        self._connection: BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._tag: str | None = None
+        self._last_settled = self._last_activity = self._loop_at = time.monotonic()
+        self._settlers: dict[type, Callable[[BlockingChannel, Delivery, Any, Any], None]] = {
+            Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park}
+        self.connections_opened = 0
+
+    # --- any thread ----------------------------------------------------------------------------
+
+    def is_consuming(self) -> bool:
+        """True while a channel is open and taking deliveries (the readiness probe)."""
+        return (self._channel is not None and self._tag is not None
+                and not self._draining.is_set())
+
+    def stop(self) -> None:
+        """Ask the whole worker to stop (from any thread but a signal handler)."""
+        self._stop.request()
+
+    def pause_consumption(self) -> None:
+        """Stop taking deliveries (within one loop tick); what is in flight still settles."""
+        self._paused.set()
+
+    def resume_consumption(self) -> None:
+        self._paused.clear()
+
+    def progress(self) -> Progress:
+        return Progress(self._last_settled, self._loop_at)
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries received and not yet settled."""
+        return self._in_flight
+
+    def wait_settled(self, timeout: float) -> bool:
+        """Block until nothing received is unsettled (True), or ``timeout`` passes (False)."""
+        with self._settled:
+            return self._settled.wait_for(lambda: self._in_flight == 0, timeout)
+
+    # --- main thread ---------------------------------------------------------------------------
+
+    def run(self, exit_when_idle: float | None = None) -> None:
+        """Consume until stopped (or, with ``exit_when_idle``, until the queue has been empty and
+        nothing in flight for that many seconds)."""
+        self._processing.start(self._post)
+        delay = 1.0
+        try:
+            while not self._stop.stopping():
+                try:
+                    self._session(exit_when_idle)
+                    delay = 1.0
+                except AMQPError as exc:
+                    self._metrics.broker_reconnects.inc()
+                    self._log.warning("broker_lost", error=repr(exc), retry_in=delay)
+                    self._stop.pause(delay)
+                    delay = min(delay * 2, 30.0)
+        finally:
+            self._processing.close(self._settings.grace_period)
+
+    def _session(self, exit_when_idle: float | None) -> None:
+        connection = pika.BlockingConnection(self._params)
+        self.connections_opened += 1
+        try:
+            channel = connection.channel()
+            self._declare(channel)
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=self._settings.prefetch)
+            self._generation += 1
+            self._processing.begin(self._generation)
+            with self._settled:
+                self._in_flight = 0
+            self._connection, self._channel, self._tag = connection, channel, None
+            self._metrics.connected.set(1)
+            self._loop(connection, channel, exit_when_idle)
+            self._drain(connection, channel)
+        finally:
+            self._connection, self._channel, self._tag = None, None, None
+            self._metrics.connected.set(0)
+            if connection.is_open:
+                connection.close()
+
+    def _loop(self, connection: BlockingConnection, channel: BlockingChannel,
+              exit_when_idle: float | None) -> None:
+        while not self._stop.stopping():
+            self._follow_pause(channel)
+            connection.process_data_events(time_limit=LOOP_TICK)
+            self._loop_at = time.monotonic()
+            if exit_when_idle is not None and self._idle_for(channel, exit_when_idle):
+                self._log.info("queue_drained")
+                self._stop.request()
+
+    def _follow_pause(self, channel: BlockingChannel) -> None:
+        if self._paused.is_set() and self._tag is not None:
+            channel.basic_cancel(self._tag)
+            self._tag = None
+            self._log.info("consumption_paused", in_flight=self._in_flight)
+        elif not self._paused.is_set() and self._tag is None:
+            self._tag = channel.basic_consume(
+                self._settings.queue, functools.partial(self._on_message, self._generation))
+            self._log.info("consuming", queue=self._settings.queue, prefetch=self._settings.prefetch)
+
+    def _declare(self, channel: BlockingChannel) -> None:
+        try:
+            self._topology.declare(channel)
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != PRECONDITION_FAILED:
+                raise
+            # An existing queue or exchange with other arguments: retrying cannot fix it.
+            raise ConfigError(
+                f"the broker refused the topology: {exc.reply_text}. An exchange or queue of that "
+                "name exists with other settings: restore them (WINBACK_DELIVERY_LIMIT, "
+                "WINBACK_RETRY_DELAYS...) or delete it") from exc
+
+    def _on_message(self, generation: int, _channel: BlockingChannel, method: Any, props: Any,
+                    body: bytes) -> None:
+        headers = dict(props.headers or {})
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0) or 0)
+        message = Message(method.delivery_tag, method.routing_key, body, attempts)
+        with self._settled:
+            self._in_flight += 1
+        self._last_activity = time.monotonic()
+        self._processing.submit(Delivery(generation, message, headers))
+
+    def _idle_for(self, channel: BlockingChannel, seconds: float) -> bool:
+        if self._in_flight or time.monotonic() - self._last_activity < seconds:
+            return False
+        ready = channel.queue_declare(self._settings.queue, passive=True).method.message_count
+        retrying = sum(
+            channel.queue_declare(self._topology.retry_queue(t), passive=True).method.message_count
+            for t in range(len(self._topology.retry_delays))
+        )
+        return bool(ready + retrying == 0)
+
+    def _drain(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
+        """Stop taking deliveries, release the ones not started, let in-flight ones finish."""
+        self._draining.set()
+        if self._tag is not None:
+            channel.basic_cancel(self._tag)
+        released = self._processing.unstarted()
+        for delivery in released:
+            channel.basic_nack(delivery.message.tag, requeue=True)
+        self._count_settled(len(released))
+        deadline = time.monotonic() + self._settings.grace_period
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        self._log.info("stopped_consuming", released=len(released), unfinished=self._in_flight)
+
+    def _count_settled(self, count: int) -> None:
+        with self._settled:
+            self._in_flight -= count
+            self._settled.notify_all()
+        self._last_settled = self._last_activity = time.monotonic()
+
+    # --- settling (main thread, called back from the processing side) --------------------------
+
+    def _post(self, generation: int, batch: list[Delivery], results: list[Result]) -> None:
+        """Processing thread: hand results to the main thread, which alone may use the channel."""
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.add_callback_threadsafe(functools.partial(self._settle, generation, batch, results))
+        except AMQPError:
+            self._log.warning("results_dropped_connection_closed", count=len(batch))
+
+    def _settle(self, generation: int, deliveries: Sequence[Delivery], results: Sequence[Result]) -> None:
+        channel = self._channel
+        if generation != self._generation or channel is None:
+            return  # that connection is gone: the broker redelivers; the CRM ledger dedupes
+        for delivery, result in zip(deliveries, results, strict=True):
+            try:
+                for event in result.publishes:
+                    channel.basic_publish(
+                        self._settings.exchange, event.routing_key, json.dumps(event.payload).encode(),
+                        pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                             message_id=event.message_id, type=event.routing_key))
+                log = self._log.bind(**result.log)
+                self._settlers[type(result.disposition)](channel, delivery, result, log)
+                channel.basic_ack(delivery.message.tag)
+            finally:
+                self._count_settled(1)
+
+    def _settle_ack(self, _channel: BlockingChannel, _delivery: Delivery, result: Result, log: Any) -> None:
+        for suppression in result.suppressed:
+            log.info("action_suppressed", action=suppression.action, key=suppression.key,
+                     rule_id=suppression.rule_id, reason=suppression.reason)
+            self._metrics.suppressed.labels(action=suppression.action).inc()
+        log.info("event_handled")
+        self._metrics.events.labels(outcome="handled").inc()
+
+    def _settle_retry(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
+        retry: Retry = result.disposition  # type: ignore[assignment]  # the table picked Retry
+        message = delivery.message
+        headers = delivery.headers | {ATTEMPTS_HEADER: message.attempts + 1,
+                                      "x-winback-last-error": retry.reason[:1000]}
+        channel.basic_publish("", self._topology.retry_queue(retry.tier), message.body,
+                              pika.BasicProperties(headers=headers, delivery_mode=2))
+        log.warning("event_retry_scheduled", delay=retry.delay, attempt=message.attempts + 1)
+        self._metrics.events.labels(outcome="retried").inc()
+
+    def _settle_park(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
+        park: Park = result.disposition  # type: ignore[assignment]  # the table picked Park
+        message = delivery.message
+        headers = delivery.headers | {
+            "x-winback-error": park.error,
+            "x-winback-reason": park.reason[:4000],
+            "x-winback-routing-key": message.routing_key,
+            "x-winback-parked-at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        channel.basic_publish("", self._settings.parking_queue, message.body,
+                              pika.BasicProperties(headers=headers, delivery_mode=2))
+        log.error("event_parked", reason=park.reason)
+        self._metrics.events.labels(outcome="parked").inc()
