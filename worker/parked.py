@@ -22,7 +22,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from handlers.errors import PermanentError
 from handlers.events import parse_event, peek_ids
 
-# Headers the worker writes when it parks (worker.consumer) and the broker writes when it
+# Headers the worker writes when it parks (worker.session) and the broker writes when it
 # dead-letters a message that exceeded the delivery limit.
 ERROR_HEADER = "x-winback-error"
 REASON_HEADER = "x-winback-reason"
