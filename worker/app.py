@@ -12,11 +12,12 @@ import structlog
 from handlers.errors import TransientError
 from handlers.registry import handle
 from worker.crm.factory import build_crm
-from worker.crm.port import Crm
+from worker.crm.port import Crm, MetersApiCalls
 from worker.dispatch import Processor
 from worker.metrics import Metrics, serve
 from worker.policy import RetryPolicy
 from worker.processing import Batching, ProcessingThread
+from worker.queue_depths import QueueDepths
 from worker.rules_source import RulesHolder, RulesWatcher, load_snapshot
 from worker.session import AmqpSession
 from worker.settings import Settings
@@ -40,6 +41,7 @@ class App:
     watcher: RulesWatcher
     metrics: Metrics
     server: ThreadingHTTPServer | None = None
+    depths: QueueDepths | None = None
 
     def run(self, exit_when_idle: float | None = None) -> None:
         log = structlog.get_logger("winback")
@@ -49,8 +51,12 @@ class App:
             log.info("worker_ready", crm=self.crm.name,
                      rules_version=self.watcher.holder.current().version, queue=self.settings.queue)
             self.watcher.start()
+            if self.depths is not None:
+                self.depths.start()
             self.consumer.run(exit_when_idle)
         finally:
+            if self.depths is not None:
+                self.depths.stop()
             self.watcher.stop()
             self.crm.close()
             if self.server is not None:
@@ -91,10 +97,12 @@ def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | Non
     consumer = consume(settings, processor, metrics, stop)
     watcher = RulesWatcher(settings.rules, holder, settings.rules_poll_seconds, loaded=loaded,
                            metrics=metrics)
-    server = None
+    meter_api_calls(crm, metrics)
+    server = depths = None
     if settings.metrics_port:
         server = serve(metrics, settings.metrics_port, healthy=consumer.is_consuming)
-    return App(settings, crm, consumer, stop, watcher, metrics, server)
+        depths = QueueDepths(settings, metrics)
+    return App(settings, crm, consumer, stop, watcher, metrics, server, depths)
 
 
 def consume(settings: Settings, processor: Processor, metrics: Metrics, stop: StopToken) -> AmqpSession:
@@ -102,3 +110,13 @@ def consume(settings: Settings, processor: Processor, metrics: Metrics, stop: St
     batching = Batching(settings.batch_size, settings.batch_wait_ms / 1000)
     processing = ProcessingThread(processor, batching, metrics, stop)
     return AmqpSession(settings, Topology.from_settings(settings), processing, metrics, stop)
+
+
+def meter_api_calls(crm: Crm, metrics: Metrics) -> None:
+    """Export the CRM's remaining API calls, read at each scrape, when the CRM rations them."""
+    if not isinstance(crm, MetersApiCalls):
+        return
+    metered = crm
+    metrics.crm_api_floor.set(metered.api_allowance()[1])
+    metrics.crm_api_remaining.set_function(
+        lambda: float(-1 if (left := metered.api_allowance()[0]) is None else left))

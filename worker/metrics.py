@@ -32,6 +32,24 @@ class Metrics:
             "winback_rules_reloads_refused", "Rules files refused on reload.", registry=r
         )
         self.connected = Gauge("winback_broker_connected", "1 while consuming.", registry=r)
+        self.paused = Gauge(
+            "winback_consumption_paused", "1 while consumption is paused: the CRM refuses the worker.",
+            registry=r,
+        )
+        self.crm_access_refused = Counter(
+            "winback_crm_access_refused", "Times the CRM refused the worker itself (pauses).", registry=r
+        )
+        self.queue_messages = Gauge(
+            "winback_queue_messages", "Messages ready in each queue (work, retry, parked), sampled.",
+            ["queue", "role"], registry=r,
+        )
+        self.crm_api_remaining = Gauge(
+            "winback_crm_api_remaining", "The CRM's remaining daily API calls, last seen (-1: unknown).",
+            registry=r,
+        )
+        self.crm_api_floor = Gauge(
+            "winback_crm_api_floor", "Remaining API calls below which the worker slows down.", registry=r
+        )
         self.crm_checks_failed = Counter(
             "winback_crm_start_checks_failed", "Start-up CRM checks that found it unreachable.", registry=r
         )

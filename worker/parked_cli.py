@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from handlers.errors import ConfigError
+from worker.amqp import connection_parameters
 from worker.parked import ParkedMessage, ParkingQueue, Refusal, Selection, operator
 from worker.settings import Settings, load_settings
 
@@ -76,7 +77,7 @@ def _parking_queue() -> Iterator[tuple[ParkingQueue, Settings]]:
         click.echo(f"winback: {exc}", err=True)
         sys.exit(2)
     try:
-        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url.get_secret_value()))
+        connection = pika.BlockingConnection(connection_parameters(settings, "winback-parked"))
     except AMQPError as exc:
         click.echo(f"winback: cannot reach the broker: {exc!r}", err=True)
         sys.exit(2)

@@ -11,6 +11,7 @@ import pika
 
 from handlers.errors import InvalidEventError
 from handlers.events import parse_event
+from worker.amqp import connection_parameters
 from worker.settings import Settings
 from worker.topology import Topology
 
@@ -29,7 +30,7 @@ def read_events(files: Iterable[Path]) -> Iterator[dict[str, Any]]:
 
 def publish_files(settings: Settings, files: Iterable[Path]) -> int:
     events = list(read_events(files))
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url.get_secret_value()))
+    connection = pika.BlockingConnection(connection_parameters(settings, "winback-publish"))
     try:
         channel = connection.channel()
         Topology.from_settings(settings).declare(channel)

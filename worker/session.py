@@ -28,6 +28,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from handlers.errors import ConfigError
+from worker.amqp import connection_parameters
 from worker.dispatch import Message, Result
 from worker.metrics import Metrics
 from worker.policy import Ack, Park, Retry
@@ -61,10 +62,7 @@ class AmqpSession:
         self._settings, self._topology, self._processing = settings, topology, processing
         self._metrics, self._stop = metrics, stop
         self._log = structlog.get_logger("winback.consumer")
-        self._params = pika.URLParameters(settings.amqp_url.get_secret_value())
-        self._params.heartbeat = settings.heartbeat
-        self._params.blocked_connection_timeout = 300
-        self._params.client_properties = {"connection_name": "winback-worker"}
+        self._params = connection_parameters(settings)
         self._settled = threading.Condition()  # guards _in_flight; never taken by a signal handler
         self._in_flight = 0
         self._paused = threading.Event()

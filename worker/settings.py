@@ -21,6 +21,9 @@ class Settings(BaseSettings):
         SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F"),
         description="AMQP URL of the RabbitMQ broker (credentials are never logged).",
     )
+    amqp_ca_bundle: Path | None = Field(
+        None, description="CA bundle to verify an amqps:// broker's certificate (private CA)."
+    )
     exchange: str = Field("crm.events", description="Durable topic exchange the CRM publishes to.")
     queue: str = Field("winback.events", description="Durable quorum work queue.")
     parking_queue: str = Field("winback.parked", description="Queue of parked messages.")

@@ -32,12 +32,13 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
         "config": {"salesforceClientId": "3MVG9consumer", "salesforceUsername": "winback@acme.com",
                    "salesforceLoginUrl": "https://acme.my.salesforce.com"},
         "salesforce": {"auth": "jwt", "privateKey": PRIVATE_KEY, "caBundle": {"configMap": "corp-ca"}},
-        "metrics": {"serviceMonitor": {"enabled": True}},
+        "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
         "networkPolicy": {"enabled": True},
     },
     "salesforce-token": {
         "config": {"salesforceInstanceUrl": "https://acme.my.salesforce.com"},
         "salesforce": {"auth": "token", "accessToken": ACCESS_TOKEN, "caBundle": {"secret": "corp-ca"}},
+        "amqp": {"caBundle": {"configMap": "broker-ca", "key": "rabbitmq-ca.pem"}},
     },
     "keda": {
         "config": {"queue": "crm.winback.work", "salesforceClientId": "3MVG9consumer",

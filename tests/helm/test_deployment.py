@@ -148,6 +148,16 @@ def test_ca_bundle_is_mounted_as_the_file_the_worker_is_told_about(
     assert source["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
 
 
+def test_amqp_ca_bundle_is_mounted_as_the_file_the_worker_is_told_about(chart: ChartUnderTest) -> None:
+    rendered = chart.render(VALUE_SETS["salesforce-token"])
+    bundle = PurePosixPath(rendered.env()["WINBACK_AMQP_CA_BUNDLE"])
+    assert PurePosixPath(rendered.mount("amqp-ca-bundle")["mountPath"]) / "rabbitmq-ca.pem" == bundle
+    volume = rendered.volume("amqp-ca-bundle")
+    assert volume["configMap"] == {"name": "broker-ca",
+                                   "items": [{"key": "rabbitmq-ca.pem", "path": "rabbitmq-ca.pem"}]}
+    assert "WINBACK_AMQP_CA_BUNDLE" not in chart.render().env()
+
+
 def assert_secret_in_no_configmap(rendered: Rendered, secret: str) -> None:
     for configmap in rendered.all("ConfigMap"):
         for key, value in configmap["data"].items():

@@ -51,10 +51,11 @@ def test_every_custom_resource_matches_its_crd_schema(chart: ChartUnderTest, set
 def test_the_custom_resources_that_are_checked_are_the_keda_and_prometheus_ones(
     chart: ChartUnderTest,
 ) -> None:
-    kinds = {(d["apiVersion"], d["kind"]) for d in chart.render(VALUE_SETS["keda"]).docs
-             if d["apiVersion"] in CRD_KINDS}
+    kinds = {(d["apiVersion"], d["kind"]) for name in ("keda", "salesforce-jwt")
+             for d in chart.render(VALUE_SETS[name]).docs if d["apiVersion"] in CRD_KINDS}
     assert kinds == {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
-                     ("monitoring.coreos.com/v1", "ServiceMonitor")}
+                     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+                     ("monitoring.coreos.com/v1", "PrometheusRule")}
 
 
 def test_crd_schemas_refuse_a_number_as_keda_trigger_metadata(chart: ChartUnderTest) -> None:

@@ -48,6 +48,7 @@ def test_a_longer_worker_grace_period_needs_a_longer_termination_grace(chart: Ch
     ({"salesforce": {"existingSecret": ""}}, "auth jwt needs salesforce.existingSecret"),
     ({"salesforce": {"auth": "token", "existingSecret": ""}}, "auth token needs salesforce.existingSecret"),
     ({"salesforce": {"caBundle": {"configMap": "a", "secret": "b"}}}, "set configMap or secret, not both"),
+    ({"amqp": {"caBundle": {"configMap": "a", "secret": "b"}}}, "amqp.caBundle: set configMap or secret"),
     ({"rules": {"existingConfigMap": "mine", "inline": "version: x\n"}}, "exclude each other"),
     ({"keda": {"enabled": True, "minReplicaCount": 5, "maxReplicaCount": 3}},
      "keda.minReplicaCount (5) must not exceed keda.maxReplicaCount (3)"),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
+from typing import Any
 
 import pytest
 
-from tests.helm.chart import VALUE_SETS, ChartUnderTest
+from tests.helm.chart import REPO, VALUE_SETS, ChartUnderTest
+from worker.metrics import Metrics
 
 
 def test_defaults_run_two_replicas_with_a_disruption_budget(chart: ChartUnderTest) -> None:
@@ -122,3 +125,38 @@ def test_network_policy_allows_dns_the_broker_and_salesforce_only_when_used(
         expected.add((443, "TCP"))
     assert egress_ports(policy) == expected
     assert policy["spec"]["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+
+
+def _alerts(chart: ChartUnderTest) -> dict[str, dict[str, Any]]:
+    rule = chart.render(VALUE_SETS["salesforce-jwt"]).one("PrometheusRule")
+    return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_the_alerts_cover_what_pages_the_on_call_engineer(chart: ChartUnderTest) -> None:
+    assert set(_alerts(chart)) == {
+        "WinbackParkedMessagesGrowing", "WinbackConsumptionPaused", "WinbackBrokerDisconnected",
+        "WinbackCrmApiAllowanceLow", "WinbackNoProgress", "WinbackRetryQueuesGrowing",
+    }
+    assert "PrometheusRule" not in chart.render().kinds(), "off by default"
+
+
+def test_every_alert_reads_only_metrics_the_worker_exports_in_its_own_namespace(
+    chart: ChartUnderTest,
+) -> None:
+    exported = {m.name for m in Metrics().registry.collect()}
+    exported |= {f"{name}_total" for name in exported}
+    for name, alert in _alerts(chart).items():
+        used = set(re.findall(r"\b(winback_[a-z_]+)\b", alert["expr"]))
+        assert used, name
+        assert used <= exported, f"{name} reads {used - exported}"
+        assert alert["expr"].count('namespace="crm"') == len(re.findall(r"winback_[a-z_]+\{", alert["expr"]))
+
+
+def test_every_alert_links_to_its_section_of_the_runbook(chart: ChartUnderTest) -> None:
+    runbook = (REPO / "docs" / "runbook.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+               for line in runbook.splitlines() if line.startswith("## ")}
+    for name, alert in _alerts(chart).items():
+        anchor = alert["annotations"]["runbook_url"].split("#", 1)[1]
+        assert anchor == name.lower()
+        assert anchor in anchors, f"docs/runbook.md has no section '## {name}'"

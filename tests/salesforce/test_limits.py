@@ -8,8 +8,10 @@ import pytest
 
 from tests.salesforce.changes import lapse
 from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings
+from worker.app import meter_api_calls
 from worker.crm.salesforce import SalesforceCrm
 from worker.crm.salesforce_limits import ApiAllowance
+from worker.metrics import Metrics
 
 
 def test_the_limit_header_is_tracked(tmp_path: Path) -> None:
@@ -21,6 +23,24 @@ def test_the_limit_header_is_tracked(tmp_path: Path) -> None:
             assert crm.client.allowance.remaining == 15_000 - server.api_used
         finally:
             crm.close()
+
+
+def test_the_remaining_allowance_and_the_floor_are_exported_for_the_low_allowance_alert(
+    tmp_path: Path,
+) -> None:
+    metrics = Metrics()
+    with SalesforceServer(tmp_path, api_used=100, api_total=15_000) as server:
+        crm = SalesforceCrm.from_settings(jwt_settings(server, salesforce_api_floor=4_000),
+                                          retry=FAST_RETRY)
+        try:
+            meter_api_calls(crm, metrics)
+            assert metrics.registry.get_sample_value("winback_crm_api_remaining") == -1, "not known yet"
+            crm.check()
+            remaining = metrics.registry.get_sample_value("winback_crm_api_remaining")
+            assert remaining == 15_000 - server.api_used
+        finally:
+            crm.close()
+    assert metrics.registry.get_sample_value("winback_crm_api_floor") == 4_000
 
 
 def test_below_the_floor_every_call_waits_and_waits_longer_as_the_allowance_shrinks(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from handlers.actions import EventChange, PublishEvent
 from handlers.errors import WinbackError
@@ -109,3 +109,11 @@ class Crm(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+@runtime_checkable
+class MetersApiCalls(Protocol):
+    """An adapter whose CRM rations API calls (Salesforce's daily allowance) says how many are left."""
+
+    def api_allowance(self) -> tuple[int | None, int]:
+        """(remaining calls, last seen or None if not yet known; the floor the worker slows at)."""

@@ -139,6 +139,9 @@ class SalesforceCrm:
         others = sorted((r for r in found if r.kind != "plan"), key=lambda r: r.account_id)
         return plans + others
 
+    def api_allowance(self) -> tuple[int | None, int]:
+        return self.client.allowance.remaining, self.client.allowance.floor
+
     def close(self) -> None:
         self.client.close()
 

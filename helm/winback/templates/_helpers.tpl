@@ -162,6 +162,9 @@ app.kubernetes.io/part-of: winback
 {{- if and .Values.salesforce.caBundle.configMap .Values.salesforce.caBundle.secret }}
 {{- fail "salesforce.caBundle: set configMap or secret, not both" }}
 {{- end }}
+{{- if and .Values.amqp.caBundle.configMap .Values.amqp.caBundle.secret }}
+{{- fail "amqp.caBundle: set configMap or secret, not both" }}
+{{- end }}
 {{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) }}
 {{- fail (printf "keda.minReplicaCount (%v) must not exceed keda.maxReplicaCount (%v)" .Values.keda.minReplicaCount .Values.keda.maxReplicaCount) }}
 {{- end }}

@@ -1,0 +1,65 @@
+"""Samples the depth of the work, retry and parking queues into a gauge, for alerts.
+
+Its own connection and thread, so a slow broker answer never holds up consuming; a failed sample
+is skipped (the gauge keeps its last value and ``winback_broker_connected`` tells the rest).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pika
+import structlog
+from pika.exceptions import AMQPError
+
+from worker.amqp import connection_parameters
+from worker.metrics import Metrics
+from worker.settings import Settings
+from worker.topology import Topology
+
+
+class QueueDepths:
+    """Every ``interval`` seconds: ``winback_queue_messages{queue, role}`` for each queue."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, interval: float = 15.0) -> None:
+        topology = Topology.from_settings(settings)
+        self._queues = [(settings.queue, "work"), (settings.parking_queue, "parked")]
+        self._queues += [(topology.retry_queue(t), "retry") for t in range(len(topology.retry_delays))]
+        self._settings = settings
+        self._metrics = metrics
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="winback-queue-depths", daemon=True)
+        self._log = structlog.get_logger("winback.queues")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
+
+    def sample(self) -> None:
+        """One sample of every queue (a queue not declared yet is left out)."""
+        connection = pika.BlockingConnection(connection_parameters(self._settings, "winback-queue-depths"))
+        try:
+            for name, role in self._queues:
+                channel = connection.channel()
+                try:
+                    count = channel.queue_declare(name, passive=True).method.message_count
+                except AMQPError:
+                    continue  # not declared yet: the channel is closed by the broker
+                self._metrics.queue_messages.labels(queue=name, role=role).set(count)
+                channel.close()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except (AMQPError, OSError) as exc:
+                self._log.debug("queue_depths_skipped", error=repr(exc))
+            self._stop.wait(self._interval)
