@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from handlers.owners import Relation
 from handlers.plan import Plan
 
 Priority = Literal["low", "normal", "high"]
@@ -44,6 +45,7 @@ class CreateTask:
     provenance: Provenance
     contact_id: str | None = None
     reminder_at: datetime | None = None
+    assign: Relation | None = None  # the CRM still has to follow it (handlers.owners.Assignee)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class DraftEmail:
     provenance: Provenance
     to_address: str | None = None
     contact_id: str | None = None
+    assign: Relation | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class ScheduleCheckIn:
     owner_id: str | None
     provenance: Provenance
     contact_id: str | None = None
+    assign: Relation | None = None
 
 
 @dataclass(frozen=True)

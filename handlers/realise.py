@@ -75,7 +75,8 @@ def draft_apology(scope: Scope, action: DraftApologyAction) -> list[Candidate]:
     draft = DraftEmail(
         key=key, plan_key=scope.plan.key, account_id=scope.plan.account_id, kind="apology",
         subject=scope.text(spec.subject), body_html=html,
-        body_text=_plain_text(scope, spec.template, html), owner_id=owner,
+        body_text=_plain_text(scope, spec.template, html), owner_id=owner.owner_id,
+        assign=owner.relation,
         provenance=scope.provenance, to_address=scope.values.get("contact_email"),
         contact_id=scope.values.get("contact_id"),
     )
@@ -119,12 +120,13 @@ def _checkin(scope: Scope, action: ScheduleCheckInsAction, slot: int, start_at: 
     spec = action.schedule_checkins
     key = f"{scope.plan.key}:checkin:{slot}"
     values = {"checkin": {"slot": slot, "start_at": start_at}, "due_at": start_at}
+    owner = resolve_owner(spec.owner, scope)
     event = ScheduleCheckIn(
         key=key, plan_key=scope.plan.key, account_id=scope.plan.account_id, slot=slot,
         start_at=start_at, duration_minutes=spec.duration_minutes,
         subject=scope.text(spec.subject, "check_in", **values),
         description=scope.text(spec.description or "", "check_in", **values),
-        owner_id=resolve_owner(spec.owner, scope), provenance=scope.provenance,
+        owner_id=owner.owner_id, assign=owner.relation, provenance=scope.provenance,
         contact_id=scope.values.get("contact_id"),
     )
     record = CheckIn(slot=slot, key=key, start_at=start_at)

@@ -16,6 +16,7 @@ from handlers.actions import Action, CreateTask, Provenance
 from handlers.context import TextKind, per_action
 from handlers.errors import RuleError
 from handlers.events import ComplaintData, Event, MeetingData
+from handlers.owners import ACCOUNT_OWNER, ACCOUNT_OWNER_MANAGER, Assignee
 from handlers.plan import Plan
 from handlers.rules.model import Duration, Owner, TaskSpec
 from handlers.rules.ruleset import RuleSet
@@ -68,23 +69,35 @@ class Scope:
         return self.anchor + duration.to_timedelta(self.rules.settings.sla_minutes)
 
 
-def _queue(name: str, scope: Scope) -> str:
+def _role(name: str, scope: Scope) -> Assignee:
+    """The owner ``settings.owners[name]`` names, as far as the event and the plan know it."""
     owners = scope.rules.settings.owners
     if name not in owners:
         raise RuleError(f"rule {scope.rule_id}: no owner {name!r} in settings.owners")
-    return owners[name]
+    value = owners[name]
+    known = _account_owner(scope)
+    if value == ACCOUNT_OWNER:
+        return Assignee(known) if known else Assignee(None, "account_owner")
+    if value == ACCOUNT_OWNER_MANAGER:
+        return Assignee(known, "account_owner_manager")
+    return Assignee(scope.rules.owner_ids.get(name, value))
 
 
-def resolve_owner(owner: Owner, scope: Scope) -> str:
+def _account_owner(scope: Scope) -> str | None:
+    value = scope.values.get("owner_id")
+    return value if isinstance(value, str) and value else None
+
+
+def resolve_owner(owner: Owner, scope: Scope) -> Assignee:
     """``{user}`` as is, ``{queue}`` from settings.owners, ``{field}`` from the event or plan."""
     if owner.user:
-        return owner.user
+        return Assignee(owner.user)
     if owner.queue:
-        return _queue(owner.queue, scope)
+        return _role(owner.queue, scope)
     value = scope.values.get(owner.field or "")
     if isinstance(value, str) and value:
-        return value
-    return _queue(owner.fallback or "default", scope)
+        return Assignee(value)
+    return _role(owner.fallback or "default", scope)
 
 
 def build_task(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task", **extra: Any
@@ -96,10 +109,11 @@ def build_task(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task", 
         description = scope.file(spec.template, kind, **extra)
     else:
         description = scope.text(spec.description or "", kind, **extra)
+    owner = resolve_owner(spec.owner, scope)
     return CreateTask(
         key=key, plan_key=scope.plan.key, account_id=scope.plan.account_id, kind=spec.kind,
         subject=scope.text(spec.subject, kind, **extra), description=description,
-        owner_id=resolve_owner(spec.owner, scope), due_at=due_at, priority=spec.priority,
+        owner_id=owner.owner_id, assign=owner.relation, due_at=due_at, priority=spec.priority,
         provenance=scope.provenance, contact_id=scope.values.get("contact_id"),
         reminder_at=due_at if spec.reminder else None,
     )

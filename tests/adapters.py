@@ -6,18 +6,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.sfserver import salesforce_crm
+from tests.sfserver import cast, salesforce_crm
 from worker.crm.local import LocalCrm
 from worker.crm.port import Crm
 
 ADAPTERS = ("local", "salesforce")
+# A user the Salesforce org has (the embedded CRM takes any owner): records assigned to it are
+# kept as they are by both adapters.
+OWNER_ID = cast.OWNER
 
 
 @contextmanager
 def open_crm(kind: str, tmp_path: Path) -> Iterator[Crm]:
     """The embedded CRM in a fresh file, or the Salesforce adapter on a fresh HTTPS test org."""
     if kind == "salesforce":
-        with salesforce_crm(tmp_path) as (_, adapter):
+        with salesforce_crm(tmp_path) as (server, adapter):
+            cast.seed(server.org)
             yield adapter
         return
     local = LocalCrm(tmp_path / "crm.sqlite3")

@@ -48,6 +48,8 @@ class App:
         try:
             if not self._wait_for_crm(log):
                 return  # stopped while waiting
+            # The owners the rules name, looked up once; a reload looks them up again.
+            self.watcher.holder.swap(self.crm.resolve_owners(self.watcher.holder.current()))
             log.info("worker_ready", crm=self.crm.name,
                      rules_version=self.watcher.holder.current().version, queue=self.settings.queue)
             self.watcher.start()
@@ -96,7 +98,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | Non
     stop = StopToken()
     consumer = consume(settings, processor, metrics, stop)
     watcher = RulesWatcher(settings.rules, holder, settings.rules_poll_seconds, loaded=loaded,
-                           metrics=metrics)
+                           metrics=metrics, resolve=crm.resolve_owners)
     meter_api_calls(crm, metrics)
     server = depths = None
     if settings.metrics_port:

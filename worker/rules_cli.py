@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from handlers.actions import (
     ScheduleCheckIn,
     SetCheckInStatus,
 )
-from handlers.errors import InvalidEventError, PermanentError
+from handlers.errors import InvalidEventError, PermanentError, WinbackError
 from handlers.events import Event, parse_event
 from handlers.outcome import Outcome
 from handlers.plan import Plan
@@ -57,10 +57,13 @@ def _console() -> Console:
 @click.argument("file", type=RULES_FILE, default=Path("config/rules.yaml"), envvar="WINBACK_RULES")
 @TEMPLATES
 @FORMAT
-def check(file: Path, templates_dir: Path | None, fmt: str) -> None:
+@click.option("--crm", "crm_kind", type=click.Choice(["salesforce"]), default=None,
+              help="Also look up every owner and campaign the rules name in this CRM (its "
+              "WINBACK_SALESFORCE_* settings); exit 2 when one is missing or of the wrong kind.")
+def check(file: Path, templates_dir: Path | None, fmt: str, crm_kind: str | None) -> None:
     """Validate FILE (default config/rules.yaml) and every template it uses; report all problems.
 
-    Exit code 0 when valid, 1 when not.
+    Exit code 0 when valid, 1 when not, 2 when --crm finds an owner or campaign it lacks.
     """
     try:
         rules = load_rules(file, templates_dir)
@@ -74,6 +77,8 @@ def check(file: Path, templates_dir: Path | None, fmt: str) -> None:
             click.echo(f"{count} problem{'s' if count != 1 else ''}: the rules were not loaded",
                        err=True)
         sys.exit(1)
+    if crm_kind is not None:
+        _check_references(rules)
     by_event = {r.on: sum(1 for x in rules.file.rules if x.on == r.on) for r in rules.file.rules}
     if fmt == "json":
         click.echo(json.dumps({"file": str(file), "valid": True, "version": rules.version,
@@ -82,6 +87,23 @@ def check(file: Path, templates_dir: Path | None, fmt: str) -> None:
     counts = ", ".join(f"{n} for {on}" for on, n in by_event.items())
     click.echo(f"{file}: OK, version {rules.version}: {len(rules.file.rules)} rules ({counts}), "
                f"{len(rules.templates.sources)} templates")
+
+
+def _check_references(rules: RuleSet) -> None:
+    """Log in to the CRM the settings name and look up what the rules refer to, as start-up does."""
+    from worker.crm.factory import build_crm  # only here: the plain check needs no CRM settings
+    from worker.settings import load_settings
+
+    try:
+        crm = build_crm(load_settings(crm="salesforce"))
+        try:
+            crm.check()
+            crm.resolve_owners(rules)
+        finally:
+            crm.close()
+    except WinbackError as exc:
+        click.echo(f"winback: {exc}", err=True)
+        sys.exit(2)
 
 
 @rules_group.command("schema")
@@ -186,7 +208,16 @@ def records(actions: Sequence[Action]) -> list[dict[str, Any]]:
     return out
 
 
+def _who(a: CreateTask | DraftEmail | ScheduleCheckIn) -> str | None:
+    """The owner as far as the rules can tell; the CRM follows a relation when it writes."""
+    if a.assign == "account_owner_manager":
+        return f"manager of {a.owner_id or 'the account owner'}"
+    return "the account owner" if a.assign else a.owner_id
+
+
 def _fields(a: CreateTask | DraftEmail | ScheduleCheckIn | AddToCampaign) -> dict[str, Any]:
+    if not isinstance(a, AddToCampaign) and a.assign:
+        a = replace(a, owner_id=_who(a))
     if isinstance(a, CreateTask):
         return _record("task", a.key, a.account_id, task_fields(a))
     if isinstance(a, DraftEmail):

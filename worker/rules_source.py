@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -23,6 +24,7 @@ from typing import Any, Literal, Protocol
 import structlog
 from prometheus_client import Counter, Info
 
+from handlers.errors import ConfigError, TransientError
 from handlers.rules.errors import Problem, RulesInvalidError
 from handlers.rules.loader import parse_rules
 from handlers.rules.ruleset import RuleSet
@@ -152,8 +154,11 @@ class RulesWatcher:
 
     def __init__(self, path: Path, holder: RulesHolder, poll_seconds: float = 2.0, *,
                  loaded: RulesSnapshot, metrics: RulesMetrics | None = None, log: Any = None,
-                 templates_dir: Path | None = None) -> None:
+                 templates_dir: Path | None = None,
+                 resolve: Callable[[RuleSet], RuleSet] | None = None) -> None:
         self.path, self.holder, self.poll_seconds = path, holder, poll_seconds
+        # The CRM's look-up of the owners the rules name (``Crm.resolve_owners``).
+        self.resolve = resolve
         self.templates_dir, self.metrics = templates_dir, metrics
         self.log = log if log is not None else structlog.get_logger("winback.rules")
         self._stopped = threading.Event()
@@ -171,8 +176,16 @@ class RulesWatcher:
             return "unchanged"
         try:
             rules = _parse(self.path, snapshot)
+            if self.resolve is not None:
+                rules = self.resolve(rules)
         except RulesInvalidError as exc:
             return self._refuse(snapshot.digest, exc)
+        except TransientError as exc:  # the CRM is down for now: look again at the next poll
+            self.log.warning("rules_owners_lookup_failed", source=str(self.path), error=str(exc))
+            return "unchanged"
+        except ConfigError as exc:
+            return self._refuse(snapshot.digest,
+                                RulesInvalidError([Problem(str(self.path), 1, 1, str(exc))]))
         self._seen = snapshot.digest
         previous = self.holder.swap(rules)
         if self.metrics is not None:

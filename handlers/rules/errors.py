@@ -85,3 +85,15 @@ def label(path: Path, data: Any) -> str:
         return f"item {last + 1} of {label(path[:-1], data)}"
     return f"'{last}'"
 
+
+
+class ReferencesInvalidError(RulesInvalidError):
+    """Owners or campaigns the rules name that the CRM does not have; said on one line."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        super().__init__(problems)
+        self.args = ("the rules name what the CRM does not have: "
+                     + "; ".join(str(p) for p in self.problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])

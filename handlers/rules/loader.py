@@ -22,6 +22,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from handlers.owners import Reference
 from handlers.rules.checks import RuleChecker, RuleParts
 from handlers.rules.errors import Path, Problem, RulesInvalidError
 from handlers.rules.model import SHORT_TYPES, ActionSpec, Condition, Rule, RuleFile, RuleSettings
@@ -159,7 +160,22 @@ def parse_rules(
     problems += RuleChecker(doc, settings, invalid_settings, templates, folder).check(parts)
     if problems or rule_file is None:
         raise RulesInvalidError(problems or [Problem(filename, 1, 1, "invalid rules file")])
-    return RuleSet(rule_file, Templates(dict(templates)), filename)
+    return RuleSet(rule_file, Templates(dict(templates)), filename, _references(doc, rule_file))
+
+
+def _references(doc: YamlDocument, rule_file: RuleFile) -> tuple[Reference, ...]:
+    """Every owner and campaign the rules name, at the line that names it (defaults at line 1)."""
+    found = []
+    for role, value in rule_file.settings.owners.items():
+        line, _ = doc.locate(("settings", "owners", role), False)
+        found.append(Reference("owner", role, value, doc.file, line))
+    for i, rule in enumerate(rule_file.rules):
+        for j, spec in enumerate(rule.then):
+            campaign = getattr(getattr(spec, "add_to_survey", None), "campaign_id", None)
+            if campaign:
+                line, _ = doc.locate(("rules", i, "then", j, "add_to_survey", "campaign_id"), False)
+                found.append(Reference("campaign", rule.id, campaign, doc.file, line))
+    return tuple(found)
 
 
 _SETTINGS: TypeAdapter[RuleSettings] = TypeAdapter(RuleSettings)

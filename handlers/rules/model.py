@@ -122,7 +122,7 @@ class RuleSettings(StrictModel):
     come_back_phrases: list[str] = Field(default_factory=lambda: [
         "come back", "return to us", "give us another chance", "win you back", "rejoin",
         "reconsider"])
-    owners: dict[str, str] = Field(default_factory=lambda: {"default": "winback-default-owner"})
+    owners: dict[str, str] = Field(default_factory=lambda: {"default": "account_owner"})
     offers: dict[str, Offer] = Field(default_factory=dict)
 
     @field_validator("checkin_cadence_days")

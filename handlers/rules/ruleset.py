@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
+from handlers.owners import Reference
 from handlers.rules.model import Rule, RuleFile, RuleSettings
 from handlers.templates import Templates
 
@@ -13,6 +15,13 @@ class RuleSet:
     file: RuleFile
     templates: Templates
     source: str = "<rules>"
+    # What the rules name in the CRM (owners, campaigns), each with its file:line.
+    references: tuple[Reference, ...] = ()
+    # Owner role -> user id, as the CRM resolved it (usernames) when the rules were loaded.
+    owner_ids: Mapping[str, str] = field(default_factory=dict)
+
+    def with_owner_ids(self, owner_ids: Mapping[str, str]) -> RuleSet:
+        return replace(self, owner_ids=dict(owner_ids))
 
     @property
     def version(self) -> str:

@@ -17,6 +17,7 @@ from handlers.actions import (
 )
 from handlers.errors import PlanConflictError
 from handlers.plan import CheckIn, Plan, plan_key
+from tests.adapters import OWNER_ID
 from worker.crm.port import Crm, Outgoing
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
@@ -35,7 +36,7 @@ def _task(account: str, event_id: str, key: str = "discovery") -> CreateTask:
     return CreateTask(
         key=f"{account}#1:{key}", plan_key=f"{account}#1", account_id=account, kind="discovery",
         subject="Find out why Acme left", description="Why do you no longer use our products?",
-        owner_id="USR-1", due_at=NOW + timedelta(days=3), priority="normal",
+        owner_id=OWNER_ID, due_at=NOW + timedelta(days=3), priority="normal",
         provenance=_prov(event_id), contact_id="CON-1",
         reminder_at=NOW + timedelta(minutes=20),
     )
@@ -49,12 +50,12 @@ def test_a_change_is_stored_with_adapter_neutral_fields(crm: Crm) -> None:
     task = _task("ACC-1", "evt-1")
     draft = DraftEmail(key="ACC-1#1:apology", plan_key="ACC-1#1", account_id="ACC-1", kind="apology",
                        subject="We let you down", body_html="<p>Sorry</p>", body_text="Sorry",
-                       owner_id="USR-1", provenance=_prov("evt-1"), to_address="d@example.com",
+                       owner_id=OWNER_ID, provenance=_prov("evt-1"), to_address="d@example.com",
                        contact_id="CON-1")
     checkin = ScheduleCheckIn(key="ACC-1#1:checkin:1", plan_key="ACC-1#1", account_id="ACC-1", slot=1,
                               start_at=NOW + timedelta(days=7), duration_minutes=30,
                               subject="Check-in with Acme", description="How are we doing?",
-                              owner_id="USR-1", provenance=_prov("evt-1"), contact_id="CON-1")
+                              owner_id=OWNER_ID, provenance=_prov("evt-1"), contact_id="CON-1")
     member = AddToCampaign(key="ACC-1#1:survey", plan_key="ACC-1#1", account_id="ACC-1",
                            campaign_id="CMP-SURVEY", contact_id="CON-1", provenance=_prov("evt-1"))
     plan = _plan()
@@ -64,7 +65,7 @@ def test_a_change_is_stored_with_adapter_neutral_fields(crm: Crm) -> None:
     assert records[("plan", "ACC-1#1")].fields == plan.model_dump(mode="json")
     assert records[("task", "ACC-1#1:discovery")].fields == {
         "kind": "discovery", "subject": "Find out why Acme left",
-        "description": "Why do you no longer use our products?", "owner_id": "USR-1",
+        "description": "Why do you no longer use our products?", "owner_id": OWNER_ID,
         "due_at": "2026-11-25T10:00:00Z", "reminder_at": "2026-11-22T10:20:00Z",
         "priority": "normal", "status": "open", "contact_id": "CON-1", "plan_key": "ACC-1#1",
         "event_id": "evt-1", "rule_id": "rule-1", "rules_version": "v1",
@@ -120,7 +121,7 @@ def test_check_ins_are_marked_done_or_cancelled(crm: Crm) -> None:
     checkins = [
         ScheduleCheckIn(key=f"ACC-1#1:checkin:{n}", plan_key="ACC-1#1", account_id="ACC-1", slot=n,
                         start_at=NOW + timedelta(days=7 * n), duration_minutes=30, subject="Check-in",
-                        description="", owner_id="USR-1", provenance=_prov("evt-1"))
+                        description="", owner_id=OWNER_ID, provenance=_prov("evt-1"))
         for n in (1, 2)
     ]
     crm.apply([_change("evt-1", *checkins)])

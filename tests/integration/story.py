@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.sfserver.cast import CONTACT, DECLINED, LOST, OWNER, WON
 from worker.crm.port import Record
 
 
@@ -16,24 +17,22 @@ def _meeting(n: int, account: str, day: str, kind: str, sentiment: int, **more: 
     held = f"{day}T14:00:00Z"
     return _event(n, "crm.meeting.held", held, {
         "account_id": account, "meeting_id": f"MTG-{n}", "held_at": held, "kind": kind,
-        "owner_id": "USR-A", "sentiment": sentiment, **more})
+        "owner_id": OWNER, "sentiment": sentiment, **more})
 
 
-WON = "ACC-WON"
-LOST = "ACC-LOST"
-DECLINED = "ACC-DECLINED"
+__all__ = ["DECLINED", "LOST", "STORY", "WON", "summary"]
 
 STORY: list[dict[str, Any]] = [
     _event(1, "crm.customer.lapsed", "2026-11-02T09:00:00Z", {
-        "account_id": WON, "account_name": "Northwind", "lapsed_at": "2026-11-01", "owner_id": "USR-A",
-        "contact_id": "CON-A", "contact_email": "dana@northwind.example", "annual_value": 48000}),
+        "account_id": WON, "account_name": "Northwind", "lapsed_at": "2026-11-01", "owner_id": OWNER,
+        "contact_id": CONTACT, "contact_email": "dana@northwind.example", "annual_value": 48000}),
     _event(2, "crm.complaint.logged", "2026-11-03T10:00:00Z", {
         "account_id": WON, "complaint_id": "CMP-1", "logged_at": "2026-11-03T10:00:00Z",
-        "severity": "high", "owner_id": "USR-A", "contact_id": "CON-A",
+        "severity": "high", "owner_id": OWNER, "contact_id": CONTACT,
         "summary": "We waited three weeks for a reply to ticket 4411."}),
     _event(3, "crm.complaint.logged", "2026-11-05T15:30:00Z", {
         "account_id": WON, "complaint_id": "CMP-2", "logged_at": "2026-11-05T15:30:00Z",
-        "severity": "low", "owner_id": "USR-A", "summary": "The invoice still charges cancelled seats."}),
+        "severity": "low", "owner_id": OWNER, "summary": "The invoice still charges cancelled seats."}),
     _meeting(4, WON, "2026-11-09", "exit_interview", -1,
              desired_result="Renews in Q1", current_beliefs=["Support ignores us"],
              target_beliefs=["Support answers in 20 minutes"],
@@ -42,7 +41,7 @@ STORY: list[dict[str, Any]] = [
     _meeting(6, WON, "2026-12-09", "check_in", 1),
     _meeting(7, WON, "2027-01-08", "check_in", 2, outcome="revived"),
     _event(8, "crm.customer.lapsed", "2026-11-02T09:30:00Z", {
-        "account_id": LOST, "account_name": "Tailspin", "lapsed_at": "2026-11-01", "owner_id": "USR-A",
+        "account_id": LOST, "account_name": "Tailspin", "lapsed_at": "2026-11-01", "owner_id": OWNER,
         "annual_value": 15000}),
     _meeting(9, LOST, "2026-11-06", "exit_interview", -1),
     _meeting(10, LOST, "2026-11-13", "check_in", -1),
@@ -51,7 +50,7 @@ STORY: list[dict[str, Any]] = [
     _meeting(13, LOST, "2027-02-04", "check_in", 0),  # after the plan is lost: no outreach
     _event(14, "crm.customer.lapsed", "2026-11-02T10:00:00Z", {
         "account_id": DECLINED, "account_name": "Fabrikam", "lapsed_at": "2026-11-01",
-        "owner_id": "USR-A", "annual_value": 900}),
+        "owner_id": OWNER, "annual_value": 900}),
     _meeting(15, DECLINED, "2026-11-10", "exit_interview", 0),
     _meeting(16, DECLINED, "2026-11-12", "catch_up", -1, outcome="declined"),
 ]

@@ -18,6 +18,7 @@ from handlers.errors import (
 )
 from tests.salesforce.changes import CAMPAIGN, account_id, contact_id, lapse, plan, prov, task
 from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings, salesforce_crm
+from tests.sfserver.server import USER_ID
 from worker.crm.salesforce import SalesforceCrm
 
 GRAPH = "composite/graph"
@@ -179,13 +180,17 @@ def test_salesforce_own_validation_of_a_too_long_subject_is_a_crm_rejected_error
     assert "STRING_TOO_LONG" in str(result)
 
 
-def test_a_malformed_owner_id_is_rejected(tmp_path: Path) -> None:
-    with salesforce_crm(tmp_path, strict_ids=True) as (_, crm):
+def test_an_owner_the_org_does_not_have_gets_nothing_the_integration_user_does(
+        tmp_path: Path) -> None:
+    # Salesforce would refuse "USR-1" (MALFORMED_ID) and the whole event with it: the work is
+    # the integration user's instead, as for an account nobody owns.
+    with salesforce_crm(tmp_path, strict_ids=True) as (server, crm):
         bad = replace(task(account_id(1), "evt-1"), owner_id="USR-1")
         (result,) = crm.apply([EventChange("evt-1", "crm.customer.lapsed", bad.account_id,
                                            (bad,))])
-    assert isinstance(result, CrmRejectedError)
-    assert "MALFORMED_ID" in str(result)
+        (row,) = server.records("Task")
+    assert result is None
+    assert row["OwnerId"] == USER_ID
 
 
 def test_a_malformed_account_id_parks_only_its_own_event(tmp_path: Path) -> None:

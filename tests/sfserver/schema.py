@@ -81,7 +81,19 @@ def _standard() -> dict[str, SObject]:
     ]
     member = [Field("CampaignId", "reference", 18), Field("ContactId", "reference", 18),
               Field("Status", "string", 40)]
+    user = [Field("Username", "string", 80), Field("Name", "string", 121),
+            Field("IsActive", "boolean"), Field("ManagerId", "reference", 18)]
+    group = [Field("Name", "string", 40), Field("Type", "picklist", 40, values=("Queue", "Regular"))]
+    account = [Field("Name", "string", 255), owner]
+    contact = [Field("LastName", "string", 80), Field("AccountId", "reference", 18),
+               Field("Email", "email", 80), owner]
+    campaign = [Field("Name", "string", 80), Field("IsActive", "boolean"), owner]
     return {
+        # The org's own records: the integration user reads them, never writes them.
+        **{name: _object(name, prefix, fields, createable=False, updateable=False)
+           for name, prefix, fields in (("User", "005", user), ("Group", "00G", group),
+                                        ("Account", "001", account), ("Contact", "003", contact),
+                                        ("Campaign", "701", campaign))},
         "Task": _object("Task", "00T", task),
         "Event": _object("Event", "00U", event, required=(("StartDateTime",), ("DurationInMinutes",))),
         "EmailMessage": _object("EmailMessage", "02s", email),
@@ -194,4 +206,6 @@ def _object_access(obj: SObject, grants: Permissions) -> set[str]:
         return {"create", "edit"} if f"Edit{obj.name}" in grants.user else set()
     if obj.name == "CampaignMember":
         return {"create", "edit"} if "edit" in grants.objects.get("Campaign", set()) else set()
+    if not obj.createable:  # users, queues, accounts...: read, never written by the worker
+        return set()
     return {"create", "edit"}

@@ -90,6 +90,8 @@ class SalesforceServer:
         self.ca_file = directory / "test-ca.pem"
         schema = load_schema(metadata, hidden=hidden, missing=missing, read_only=read_only)
         self.org = Org(schema, USER_ID, strict_ids)
+        self.org.seed("User", Id=USER_ID, Username=self.app.username, Name="Win-back Worker",
+                      IsActive=True)
         self.rest = Rest(self.org, api_version, page_size)
         self.api_version = api_version
         self.api_used, self.api_total = api_used, api_total

@@ -84,7 +84,9 @@ def test_complaint_is_escalated_to_managers_by_severity(severity: str, escalated
     assert bool(found) is escalated
     if escalated:
         (task,) = found
-        assert (task.owner_id, task.priority) == ("service-managers", "high")
+        # The account owner's manager, whom only the CRM knows: the task says whose manager.
+        assert (task.owner_id, task.assign, task.priority) == (
+            "USR-ALICE", "account_owner_manager", "high")
         assert task.due_at == LOGGED + timedelta(minutes=20)
         assert "We waited three weeks for a reply to ticket 4411." in task.description
 

@@ -68,8 +68,8 @@ def test_discovery_task_carries_the_four_exit_interview_questions_for_the_owner(
         (48000, "discovery", "USR-ALICE"),
         (10000, "discovery", "USR-ALICE"),  # the threshold itself is high value
         (None, "discovery", "USR-ALICE"),  # unknown value: don't drop them into a survey
-        (9999.99, "survey", "winback-survey-queue"),
-        (0, "survey", "winback-survey-queue"),
+        (9999.99, "survey", "USR-ALICE"),  # the shipped survey role is the account owner
+        (0, "survey", "USR-ALICE"),
     ],
 )
 def test_segmentation_routes_low_value_lapses_to_a_survey_instead_of_a_personal_call(
@@ -175,9 +175,9 @@ def test_lapse_after_a_closed_plan_opens_a_new_plan_and_keeps_the_old_as_history
     assert plan.history[0].what == "plan ACC-1#2 opened: lapsed on 2026-11-01"
 
 
-def test_lapse_without_owner_goes_to_the_default_owner() -> None:
+def test_lapse_without_owner_goes_to_the_accounts_owner_as_the_crm_knows_it() -> None:
     task = one_task(handle_lapse(owner_id=None), "discovery")
-    assert task.owner_id == "winback-default-owner"
+    assert (task.owner_id, task.assign) == (None, "account_owner")
 
 
 def test_lapse_without_event_time_dates_tasks_from_the_clock() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,19 +99,26 @@ def test_conditions_see_plan_fields_and_extra_crm_fields() -> None:
 @pytest.mark.parametrize(
     ("owner", "event_owner", "expected"),
     [
-        ({"field": "owner_id"}, "USR-ALICE", "USR-ALICE"),
-        ({"field": "owner_id"}, None, "winback-default-owner"),
-        ({"field": "owner_id", "fallback": "survey"}, None, "winback-survey-queue"),
-        ({"field": "owner_id", "fallback": "survey"}, "USR-ALICE", "USR-ALICE"),
-        ({"queue": "managers"}, "USR-ALICE", "service-managers"),
-        ({"user": "005LITERAL"}, "USR-ALICE", "005LITERAL"),
+        ({"field": "owner_id"}, "USR-ALICE", ("USR-ALICE", None)),
+        ({"field": "owner_id"}, None, (None, "account_owner")),
+        ({"field": "owner_id", "fallback": "managers"}, None, (None, "account_owner_manager")),
+        ({"field": "owner_id", "fallback": "survey"}, "USR-ALICE", ("USR-ALICE", None)),
+        ({"queue": "managers"}, "USR-ALICE", ("USR-ALICE", "account_owner_manager")),
+        ({"queue": "named"}, "USR-ALICE", ("005000000000001AAA", None)),
+        ({"queue": "by_username"}, "USR-ALICE", ("005000000000002AAA", None)),
+        ({"user": "005LITERAL"}, "USR-ALICE", ("005LITERAL", None)),
     ],
 )
-def test_owner_is_resolved_from_field_fallback_queue_default_or_user(
-    owner: dict[str, str], event_owner: str | None, expected: str
+def test_owner_is_resolved_from_field_fallback_role_relation_or_user(
+    owner: dict[str, str], event_owner: str | None, expected: tuple[str | None, str | None]
 ) -> None:
-    outcome = run(lapsed(owner_id=event_owner), None, rules_with(task_rule(owner=owner)))
-    assert [t.owner_id for t in tasks(outcome)] == [expected]
+    rules = rules_with(task_rule(owner=owner))
+    owners = {**rules.settings.owners, "named": "005000000000001AAA", "by_username": "ann@acme.com"}
+    settings = rules.settings.model_copy(update={"owners": owners})
+    rules = replace(rules, file=rules.file.model_copy(update={"settings": settings}))
+    rules = rules.with_owner_ids({"by_username": "005000000000002AAA"})  # as the CRM resolved it
+    outcome = run(lapsed(owner_id=event_owner), None, rules)
+    assert [(t.owner_id, t.assign) for t in tasks(outcome)] == [expected]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +156,7 @@ def test_every_plan_change_is_in_the_history_with_its_rule_and_rules_version() -
         ("evt-complaint", "method", "complaint CMP-1 (medium) recorded"),
         ("evt-complaint", "apologise-once", "apology drafted for review (ACC-1#1:apology)"),
     ]
-    assert {c.rules_version for c in plan.history} == {"2026.11-1"}
+    assert {c.rules_version for c in plan.history} == {default_rules().version}
 
 
 def test_for_each_writes_one_task_per_item_with_its_own_key() -> None:

@@ -26,6 +26,8 @@ from handlers.actions import (
 )
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
 from handlers.plan import Plan
+from handlers.rules.ruleset import RuleSet
+from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, Record, RecordKind, Snapshot, outbox_from_json, outbox_json
 from worker.crm.records import campaign_fields, checkin_fields, draft_fields, iso, task_fields
 
@@ -123,7 +125,13 @@ class LocalCrm:
                 raise
         return results
 
+    def resolve_owners(self, rules: RuleSet) -> RuleSet:
+        """Any owner text will do: the embedded CRM has no users to look up (see handlers.owners)."""
+        return rules
+
     def _apply_one(self, change: EventChange) -> WinbackError | None:
+        # No users, accounts or managers here: a relation with nobody known is the worker itself.
+        change = assign_owners(change, People())
         self._db.execute("SAVEPOINT change")
         try:
             now = _now_text()

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from handlers.actions import EventChange, PublishEvent
 from handlers.errors import WinbackError
 from handlers.plan import Plan
+from handlers.rules.ruleset import RuleSet
 
 RecordKind = Literal["plan", "task", "email_draft", "checkin", "campaign_member"]
 
@@ -95,6 +96,13 @@ class Crm(Protocol):
 
         Raises ConfigError when it never will be without someone's help (credentials, metadata),
         and a TransientError when it is only unreachable for now: the worker then waits.
+        """
+
+    def resolve_owners(self, rules: RuleSet) -> RuleSet:
+        """``rules`` with every owner it names resolved to a user id (``RuleSet.owner_ids``).
+
+        Raises ReferencesInvalidError (one line, each problem at file:line) when the rules name
+        an owner or campaign the CRM does not have, or one of the wrong kind (a queue for a task).
         """
 
     def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:

@@ -22,12 +22,15 @@ from handlers.errors import (
     TransientError,
     WinbackError,
 )
+from handlers.rules.errors import ReferencesInvalidError
+from handlers.rules.ruleset import RuleSet
 from worker.crm.port import Record, Snapshot
 from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, Token
 from worker.crm.salesforce_client import SalesforceClient, http_session
 from worker.crm.salesforce_errors import CertificateRefusedError, classify
 from worker.crm.salesforce_graph import Graph, build_graph, outcome, pack, planned_keys
 from worker.crm.salesforce_limits import ApiAllowance
+from worker.crm.salesforce_people import reference_queries, resolve_references
 from worker.crm.salesforce_reads import Reader
 from worker.crm.salesforce_retry import RetryPolicy, resendable
 from worker.crm.salesforce_schema import HINT, NEEDS, problems
@@ -98,6 +101,19 @@ class SalesforceCrm:
             else:
                 describes[ref] = sub["body"]
         return describes
+
+    def resolve_owners(self, rules: RuleSet) -> RuleSet:
+        """Look up every owner and campaign the rules name, in one call; refuse what is wrong."""
+        queries = reference_queries(rules.references)
+        try:
+            rows = self._retry.call(lambda: self._reader.run(queries)) if queries else {}
+        except PermanentError as exc:
+            raise ConfigError(f"looking up the owners and campaigns the rules name: {exc}") from exc
+        owner_ids, found = resolve_references(rules.references, rows)
+        if found:
+            raise ReferencesInvalidError(found)
+        self._log.info("owners_resolved", owners=len(owner_ids), rules_version=rules.version)
+        return rules.with_owner_ids(owner_ids)
 
     def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
         if not account_ids and not event_ids:

@@ -27,6 +27,7 @@ from handlers.actions import (
 )
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
 from worker.crm import salesforce_records as sf
+from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, outbox_json
 from worker.crm.salesforce_errors import HALTED, classify, first_error
 
@@ -41,6 +42,7 @@ class Existing:
     keys: frozenset[tuple[str, str]] = frozenset()
     event_ids: Mapping[str, str] = field(default_factory=dict)
     members: frozenset[tuple[str, str]] = frozenset()  # (campaign id, contact id)
+    people: People = field(default_factory=People)  # who may own the records
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class _Nodes:
         self.items: list[dict[str, Any]] = []
         self._path = data_path
         self._existing = existing
+        self.people = existing.people
         self._checkins: dict[str, dict[str, Any]] = {}
 
     def add(self, method: str, path: str, body: dict[str, Any], ref: str = "") -> None:
@@ -97,6 +100,7 @@ class _Nodes:
 def build_graph(index: int, change: EventChange, data_path: str, existing: Existing) -> Graph:
     """The graph of one change: its ledger record first, then its writes in order."""
     nodes = _Nodes(data_path, existing)
+    change = assign_owners(change, existing.people)
     kept = outbox_json([Outgoing.of(p) for p in change.publishes])  # the outbox: see port.Outgoing
     ledger = sf.ledger_body(change.event_id, change.event_type, change.account_id, kept)
     nodes.add("POST", sf.LEDGER, ledger, LEDGER_REF)
@@ -118,7 +122,8 @@ def _add_action(nodes: _Nodes, action: Action) -> None:
         marker = sf.ledger_body(revision_marker(plan), REVISION_MARKER_TYPE, plan.account_id)
         nodes.add("POST", sf.LEDGER, marker, REVISION_REF)
         key = quote(plan.key, safe="")
-        nodes.add("PATCH", f"{sf.PLAN}/{sf.PLAN_KEY}/{key}", sf.plan_body(plan))
+        owner = nodes.people.usable(plan.owner_id)
+        nodes.add("PATCH", f"{sf.PLAN}/{sf.PLAN_KEY}/{key}", sf.plan_body(plan, owner))
     elif isinstance(action, CreateTask):
         nodes.create("Task", sf.task_body(action))
     elif isinstance(action, DraftEmail):

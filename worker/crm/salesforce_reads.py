@@ -14,10 +14,12 @@ from handlers.actions import AddToCampaign, EventChange
 from handlers.errors import CrmRejectedError
 from handlers.plan import Plan
 from worker.crm import salesforce_records as sf
+from worker.crm.people import People
 from worker.crm.port import Outgoing, Record, Snapshot, outbox_from_json
 from worker.crm.salesforce_client import SalesforceClient
 from worker.crm.salesforce_errors import classify
 from worker.crm.salesforce_graph import Existing
+from worker.crm.salesforce_people import people, people_from, people_queries, user_queries
 
 MAX_SUBREQUESTS = 25  # per composite request
 _MAX_VALUES, _MAX_CHARS = 200, 3000  # per IN list: keep each SOQL statement and URL short
@@ -107,19 +109,32 @@ class Reader:
 
     def existing(self, changes: Sequence[EventChange], wanted: dict[str, dict[str, str]]) -> Existing:
         """What of the batch is already in Salesforce: record keys, check-ins, campaign members."""
-        queries = _key_queries(wanted) | _member_queries(changes)
+        queries = _key_queries(wanted) | _member_queries(changes) | people_queries(changes, chunks)
         rows = self.run(queries) if queries else {}
         keys: set[tuple[str, str]] = set()
         event_ids: dict[str, str] = {}
         members: set[tuple[str, str]] = set()
         for ref, found in rows.items():
+            if ref.startswith("people_"):
+                continue
             sobject = ref.split("__")[0]
             keys.update((sobject, row[sf.KEY]) for row in found if row.get(sf.KEY))
             if sobject == "Event":
                 event_ids.update((row[sf.KEY], row["Id"]) for row in found)
             if ref.startswith("CampaignMember__m"):  # the key look-ups select no CampaignId
                 members.update((row["CampaignId"], row["ContactId"]) for row in found)
-        return Existing(frozenset(keys), event_ids, frozenset(members))
+        return Existing(frozenset(keys), event_ids, frozenset(members), self._people(rows))
+
+    def _people(self, rows: dict[str, list[dict[str, Any]]]) -> People:
+        """The wave's people; account owners and managers not asked about yet are asked next."""
+        owners, users = people_from(rows)
+        for _ in range(2):  # the account owners, then their managers
+            unseen = {*owners.values(), *(str(u["ManagerId"]) for u in users.values()
+                                          if u.get("ManagerId"))} - set(users)
+            if not unseen:
+                break
+            users |= people_from(self.run(user_queries(unseen, chunks)))[1]
+        return people(owners, users)
 
     def records(self, account_id: str | None) -> list[Record]:
         """Every record the worker wrote (optionally for one account), plans first."""

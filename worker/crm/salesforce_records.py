@@ -72,8 +72,11 @@ def ledger_body(event_id: str, event_type: str, account_id: str, outbox: str | N
     return body | ({OUTBOX: outbox} if outbox else {})
 
 
-def plan_body(plan: Plan) -> dict[str, Any]:
-    """Upsert body (the key travels in the URL): report fields, and the whole state as JSON."""
+def plan_body(plan: Plan, owner_id: str | None = None) -> dict[str, Any]:
+    """Upsert body (the key travels in the URL): report fields, and the whole state as JSON.
+
+    ``owner_id`` is the plan owner when the org has that user (else the integration user keeps it).
+    """
     body = {
         "Name": f"{plan.account_name or plan.account_id} #{plan.seq}"[:80],
         "Account_Id__c": plan.account_id, "Account__c": plan.account_id, "Seq__c": plan.seq,
@@ -88,8 +91,8 @@ def plan_body(plan: Plan) -> dict[str, Any]:
         "Last_Sentiment__c": plan.last_sentiment,
         "State_Json__c": json.dumps(plan.model_dump(mode="json"), separators=(",", ":")),
     }
-    if plan.owner_id:  # an upsert sends nulls to clear fields, but never a null owner
-        body["OwnerId"] = plan.owner_id
+    if owner_id:  # an upsert sends nulls to clear fields, but never a null owner
+        body["OwnerId"] = owner_id
     return body
 
 

@@ -1,0 +1,63 @@
+"""Who an owner in ``settings.owners`` names: a user by id or username, or a relation to the account.
+
+- an 18- (or 15-) character record id: a user (``005…``); a queue (``00G…``) cannot own the
+  tasks, check-ins and drafts the rules write, so a CRM that knows refuses it at start-up;
+- a username (``someone@acme.com``): resolved to the user's id once, when the rules are loaded;
+- ``account_owner``: the event's ``owner_id``, else the plan's, else the account's owner as the CRM
+  knows it; ``account_owner_manager``: that person's manager. Either falls back to the
+  integration user (the worker's own user) when the CRM knows nobody.
+
+A relation needs no edit in any org, which is why the shipped rules use them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+ACCOUNT_OWNER = "account_owner"
+ACCOUNT_OWNER_MANAGER = "account_owner_manager"
+RELATIONS = (ACCOUNT_OWNER, ACCOUNT_OWNER_MANAGER)
+Relation = Literal["account_owner", "account_owner_manager"]
+OwnerKind = Literal["relation", "id", "username", "name"]
+_RECORD_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
+
+
+def owner_kind(value: str) -> OwnerKind:
+    """How ``value`` names its owner; ``name`` is free text only the embedded CRM accepts."""
+    if value in RELATIONS:
+        return "relation"
+    # A record id always has digits (its key prefix and counter); a 15-letter word is a name.
+    if _RECORD_ID.fullmatch(value) and any(c.isdigit() for c in value):
+        return "id"
+    return "username" if "@" in value else "name"
+
+
+@dataclass(frozen=True)
+class Assignee:
+    """Who gets one record: ``owner_id`` when known, or the relation the CRM still has to follow.
+
+    ``relation`` is set when only the CRM can tell (the account's owner, a manager); then
+    ``owner_id`` is the account owner known so far, which is where a manager is looked up.
+    """
+
+    owner_id: str | None
+    relation: Relation | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Something the rules name that must exist in the CRM: an owner or a campaign, and where."""
+
+    kind: Literal["owner", "campaign"]
+    name: str  # the owner role (``managers``) or the rule whose action names the campaign
+    value: str
+    file: str
+    line: int
+
+    @property
+    def what(self) -> str:
+        if self.kind == "owner":
+            return f"settings.owners.{self.name} ({self.value!r})"
+        return f"rule '{self.name}': campaign_id ({self.value!r})"
