@@ -121,10 +121,13 @@ def events_schema(out: Path | None) -> None:
 
 def _register_groups() -> None:
     from worker.parked_cli import parked_group
+    from worker.report.cli import plan_group, report
     from worker.rules_cli import rules_group
 
     cli.add_command(rules_group, "rules")
     cli.add_command(parked_group, "parked")
+    cli.add_command(report, "report")
+    cli.add_command(plan_group, "plan")
 
 
 def main() -> None:

@@ -1,0 +1,48 @@
+"""A plan's history as lines a person can read, newest first: when, which event, which rule, what."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from handlers.plan import Plan
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a plan's timeline."""
+
+    at: datetime
+    event_id: str
+    rule_id: str
+    what: str
+
+
+def _changes(plan: Plan) -> Iterable[TimelineEntry]:
+    for c in plan.history:
+        yield TimelineEntry(c.at, c.event_id, c.rule_id, c.what)
+
+
+def _suppressions(plan: Plan) -> Iterable[TimelineEntry]:
+    for s in plan.suppressed:
+        yield TimelineEntry(s.at, s.event_id, s.rule_id, f"not written: {s.action} {s.key} ({s.reason})")
+
+
+# Each source turns one part of the plan into entries; a new kind of entry (pending timers, say)
+# is one more function here.
+SOURCES: tuple[Callable[[Plan], Iterable[TimelineEntry]], ...] = (_changes, _suppressions)
+
+
+def timeline(plan: Plan) -> list[TimelineEntry]:
+    """Every entry of ``plan``, newest first; of two at the same moment, the one recorded later first."""
+    entries = [entry for source in SOURCES for entry in source(plan)]
+    indexed = sorted(enumerate(entries), key=lambda ie: (ie[1].at, ie[0]), reverse=True)
+    return [entry for _, entry in indexed]
+
+
+def timeline_text(plan: Plan, limit: int = 32000) -> str:
+    """The timeline as plain lines, cut to ``limit`` characters (a long text field's size)."""
+    lines = [f"{e.at:%Y-%m-%d %H:%M} {e.event_id} [{e.rule_id}] {e.what}" for e in timeline(plan)]
+    text = "\n".join(lines)
+    return text if len(text) <= limit else text[: limit - 1].rsplit("\n", 1)[0] + "\n…"

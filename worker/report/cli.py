@@ -1,0 +1,82 @@
+"""``winback report`` and ``winback plan show``: the method's figures and one plan's timeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import click
+
+from handlers.figures import GroupBy, compute_figures
+from handlers.timeline import timeline
+from worker.crm.port import Crm
+from worker.report import render
+from worker.report.source import read_all
+from worker.settings import load_settings
+
+
+@contextmanager
+def _crm() -> Iterator[Crm]:
+    from handlers.errors import ConfigError, WinbackError
+    from worker.crm.factory import build_crm
+
+    try:
+        adapter = build_crm(load_settings())
+    except (ConfigError, WinbackError) as exc:
+        click.echo(f"winback: {exc}", err=True)
+        sys.exit(2)
+    try:
+        yield adapter
+    finally:
+        adapter.close()
+
+
+@click.command("report")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
+              help="Only plans opened on or after this day (UTC).")
+@click.option("--by", "by", type=click.Choice(["all", "owner", "segment", "rule"]), default="all",
+              help="One column (or line) per owner, segment or opening rule.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+def report(since: datetime | None, by: GroupBy, fmt: str) -> None:
+    """Win-back outcomes, SLA attainment, check-ins and suppressions, from the plans in the CRM."""
+    with _crm() as crm:
+        plans, tasks = read_all(crm)
+    now = datetime.now(UTC)
+    rows = compute_figures(plans, tasks, now, since.replace(tzinfo=UTC) if since else None, by)
+    if fmt == "json":
+        click.echo(render.figures_json(rows))
+    elif fmt == "csv":
+        click.echo(render.figures_csv(rows), nl=False)
+    else:
+        period = f"plans opened since {since:%Y-%m-%d}" if since else "all plans"
+        out = render.console()
+        for table in render.figures_table(rows, f"Win-back figures, {period}"):
+            out.print(table)
+
+
+@click.group("plan")
+def plan_group() -> None:
+    """Look at one account's win-back plan."""
+
+
+@plan_group.command("show")
+@click.argument("account")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def plan_show(account: str, fmt: str) -> None:
+    """The account's latest plan and its timeline, newest first."""
+    with _crm() as crm:
+        plans, _ = read_all(crm, account)
+    if not plans:
+        click.echo(f"winback: no plan for account {account!r}", err=True)
+        sys.exit(1)
+    plan = max(plans, key=lambda p: p.seq)
+    if fmt == "json":
+        entries = [{"at": e.at.isoformat(), "event_id": e.event_id, "rule_id": e.rule_id,
+                    "what": e.what} for e in timeline(plan)]
+        click.echo(json.dumps({"plan": plan.key, "stage": plan.stage, "outcome": plan.outcome,
+                               "timeline": entries}, indent=2))
+        return
+    render.console().print(render.timeline_table(plan))
