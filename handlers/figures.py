@@ -7,6 +7,7 @@ complaints are counted with it, so each row follows a cohort of lapses to wherev
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,12 +15,13 @@ from datetime import datetime
 from statistics import median
 from typing import Literal
 
-from handlers.plan import Plan
+from handlers.plan import Meeting, Plan
 
 GroupBy = Literal["all", "owner", "segment", "rule"]
 ACKNOWLEDGEMENT_KIND = "acknowledgement"
 CHECK_IN_KIND = "check_in"
 DISCOVERY_MEETING = "exit_interview"
+_RECORD_SUFFIX = re.compile(r"\s*\([^()]*[#:][^()]*\)$")
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Figures:
     sla_met: int = 0
     sla_late: int = 0
     sla_not_yet: int = 0
-    checkins_held: int = 0
+    checkins_held: int = 0  # check-in slots kept, of those scheduled on the cadence
     checkins_scheduled: int = 0
     movement_share: float | None = None  # check-ins that moved the customer up / check-ins measured
     suppressions: dict[str, int] = field(default_factory=dict)  # "reason (rule)" -> count
@@ -91,6 +93,16 @@ def _first_contact(plan: Plan) -> float | None:
     return _hours(plan.opened_at, min(held)) if held else None
 
 
+def _general(reason: str) -> str:
+    # Reasons end with the record they concern, "(ACC-1#1:apology)": drop it so reasons add up.
+    return _RECORD_SUFFIX.sub("", reason)
+
+
+def _while_open(plan: Plan) -> list[Meeting]:
+    # A meeting recorded after the plan closed is history, not the method's doing.
+    return [m for m in plan.meetings if plan.closed_at is None or m.held_at <= plan.closed_at]
+
+
 def _sla(tasks: Iterable[TaskView], now: datetime) -> Counter[str]:
     verdicts: Counter[str] = Counter()
     for task in tasks:
@@ -110,10 +122,10 @@ def _group_figures(group: str, plans: Sequence[Plan], acks: Sequence[TaskView],
     lost = sum(1 for p in plans if p.outcome == "lost")
     stages = Counter(p.stage for p in plans if p.is_open)
     contact = [h for h in map(_first_contact, plans) if h is not None]
-    checkins = [m for p in plans for m in p.meetings if m.kind == CHECK_IN_KIND]
-    measured = [m for m in checkins if m.movement is not None]
+    measured = [m for p in plans for m in _while_open(p)
+                if m.kind == CHECK_IN_KIND and m.movement is not None]
     sla = _sla(acks, now)
-    suppressed = Counter(f"{s.reason} ({s.rule_id})" for p in plans for s in p.suppressed)
+    suppressed = Counter(f"{_general(s.reason)} ({s.rule_id})" for p in plans for s in p.suppressed)
     return Figures(
         group=group, opened=len(plans), won=len(won), lost=lost,
         open_by_stage=dict(sorted(stages.items())),
@@ -121,7 +133,8 @@ def _group_figures(group: str, plans: Sequence[Plan], acks: Sequence[TaskView],
         days_to_win=_median([_hours(p.opened_at, p.closed_at) / 24 for p in won if p.closed_at]),
         hours_to_first_contact=_median(contact),
         sla_met=sla["met"], sla_late=sla["late"], sla_not_yet=sla["not_yet"],
-        checkins_held=len(checkins), checkins_scheduled=sum(len(p.checkins) for p in plans),
+        checkins_held=sum(p.checkins_done for p in plans),
+        checkins_scheduled=sum(len(p.checkins) for p in plans),
         movement_share=(round(sum(1 for m in measured if (m.movement or 0) > 0) / len(measured), 4)
                         if measured else None),
         suppressions=dict(sorted(suppressed.items(), key=lambda kv: (-kv[1], kv[0]))),

@@ -24,14 +24,9 @@ def _changes(plan: Plan) -> Iterable[TimelineEntry]:
         yield TimelineEntry(c.at, c.event_id, c.rule_id, c.what)
 
 
-def _suppressions(plan: Plan) -> Iterable[TimelineEntry]:
-    for s in plan.suppressed:
-        yield TimelineEntry(s.at, s.event_id, s.rule_id, f"not written: {s.action} {s.key} ({s.reason})")
-
-
 # Each source turns one part of the plan into entries; a new kind of entry (pending timers, say)
-# is one more function here.
-SOURCES: tuple[Callable[[Plan], Iterable[TimelineEntry]], ...] = (_changes, _suppressions)
+# is one more function here. Suppressions need none: the history already says what was not written.
+SOURCES: tuple[Callable[[Plan], Iterable[TimelineEntry]], ...] = (_changes,)
 
 
 def timeline(plan: Plan) -> list[TimelineEntry]:
@@ -45,4 +40,7 @@ def timeline_text(plan: Plan, limit: int = 32000) -> str:
     """The timeline as plain lines, cut to ``limit`` characters (a long text field's size)."""
     lines = [f"{e.at:%Y-%m-%d %H:%M} {e.event_id} [{e.rule_id}] {e.what}" for e in timeline(plan)]
     text = "\n".join(lines)
-    return text if len(text) <= limit else text[: limit - 1].rsplit("\n", 1)[0] + "\n…"
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 2]  # room for the newline and the ellipsis that say it goes on
+    return (head.rsplit("\n", 1)[0] if "\n" in head else head) + "\n…"

@@ -23,3 +23,11 @@ echo "   $(grep -c '"event_handled"' .demo/worker.log) events handled, $(grep -c
 echo
 echo "== 3. What the worker wrote into the embedded CRM ($WINBACK_LOCAL_CRM_PATH)"
 COLUMNS=${COLUMNS:-160} "$bin/winback" crm list
+echo
+echo "== 4. Northwind's owner acknowledges the first complaint within the SLA, the second one late"
+"$bin/winback" crm complete-task 'ACC-1001#1:acknowledge-within-sla:CMP-77' --at 2026-11-03T10:12
+"$bin/winback" crm complete-task 'ACC-1001#1:acknowledge-within-sla:CMP-81' --at 2026-11-05T17:05
+echo
+echo "== 5. Did it work? The method's figures, and one plan's timeline"
+"$bin/winback" report
+"$bin/winback" plan show ACC-1001

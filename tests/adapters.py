@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
-from tests.sfserver import cast, salesforce_crm
+from tests.sfserver import SalesforceServer, cast, salesforce_crm
 from worker.crm.local import LocalCrm
 from worker.crm.port import Crm
 
@@ -14,6 +15,8 @@ ADAPTERS = ("local", "salesforce")
 # A user the Salesforce org has (the embedded CRM takes any owner): records assigned to it are
 # kept as they are by both adapters.
 OWNER_ID = cast.OWNER
+# The test org behind each open Salesforce adapter, so a test can act as a person in it.
+_SERVERS: dict[int, SalesforceServer] = {}
 
 
 @contextmanager
@@ -22,10 +25,22 @@ def open_crm(kind: str, tmp_path: Path) -> Iterator[Crm]:
     if kind == "salesforce":
         with salesforce_crm(tmp_path) as (server, adapter):
             cast.seed(server.org)
-            yield adapter
+            _SERVERS[id(adapter)] = server
+            try:
+                yield adapter
+            finally:
+                del _SERVERS[id(adapter)]
         return
     local = LocalCrm(tmp_path / "crm.sqlite3")
     try:
         yield local
     finally:
         local.close()
+
+
+def complete_task(crm: Crm, key: str, at: datetime) -> None:
+    """Close task ``key`` at ``at`` the way its owner would, in whichever CRM ``crm`` writes to."""
+    if isinstance(crm, LocalCrm):
+        crm.complete_task(key, at)
+    else:
+        _SERVERS[id(crm)].org.complete_task(key, at)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,29 @@ def crm_list(account: str | None, fmt: str) -> None:
         click.echo(json.dumps([r.__dict__ for r in records], indent=2, default=str))
     else:
         print_records(records)
+
+
+@crm.command("complete-task")
+@click.argument("key")
+@click.option("--at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]), default=None,
+              help="When it was done, UTC [default: now].")
+def crm_complete_task(key: str, at: datetime | None) -> None:
+    """Mark a task done in the embedded CRM, as its owner would (in Salesforce, close it there)."""
+    settings = _settings_or_exit()
+    if settings.crm != "local":
+        click.echo("winback: complete tasks in Salesforce itself; the worker reads them back", err=True)
+        sys.exit(2)
+    from worker.crm.local import LocalCrm
+
+    local = LocalCrm(settings.local_crm_path)
+    try:
+        local.complete_task(key, at.replace(tzinfo=UTC) if at else datetime.now(UTC))
+    except WinbackError as exc:
+        click.echo(f"winback: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        local.close()
+    click.echo(f"task {key} done")
 
 
 @cli.group()

@@ -67,7 +67,8 @@ def test_a_change_is_stored_with_adapter_neutral_fields(crm: Crm) -> None:
         "kind": "discovery", "subject": "Find out why Acme left",
         "description": "Why do you no longer use our products?", "owner_id": OWNER_ID,
         "due_at": "2026-11-25T10:00:00Z", "reminder_at": "2026-11-22T10:20:00Z",
-        "priority": "normal", "status": "open", "contact_id": "CON-1", "plan_key": "ACC-1#1",
+        "priority": "normal", "status": "open", "contact_id": "CON-1", "completed_at": None,
+        "plan_key": "ACC-1#1",
         "event_id": "evt-1", "rule_id": "rule-1", "rules_version": "v1",
     }
     assert records[("email_draft", "ACC-1#1:apology")].fields["status"] == "draft"
@@ -191,3 +192,14 @@ def test_two_workers_opening_the_same_plan_cannot_both_succeed(crm: Crm) -> None
     assert results[0] is None
     assert isinstance(results[1], PlanConflictError)
     assert crm.load(["ACC-1"], []).plans["ACC-1"].opened_by == "evt-1"
+
+
+def test_a_task_completed_in_the_crm_reads_back_done_with_its_completion_time(crm: Crm) -> None:
+    from tests.adapters import complete_task
+
+    crm.apply([_change("evt-1", _task("ACC-1", "evt-1"), _task("ACC-1", "evt-1", key="other"))])
+    complete_task(crm, "ACC-1#1:discovery", NOW + timedelta(minutes=7, seconds=30))
+    tasks = {r.key: r.fields for r in crm.records("ACC-1") if r.kind == "task"}
+    assert (tasks["ACC-1#1:discovery"]["status"], tasks["ACC-1#1:discovery"]["completed_at"]) == (
+        "done", "2026-11-22T10:07:30Z")
+    assert (tasks["ACC-1#1:other"]["status"], tasks["ACC-1#1:other"]["completed_at"]) == ("open", None)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from handlers.figures import Figures, compute_figures
 from handlers.registry import handle
-from tests.adapters import ADAPTERS, open_crm
+from tests.adapters import ADAPTERS, complete_task, open_crm
 from tests.integration.broker import Names, channel, message_count, publish, take_all, take_all_routed
 from tests.integration.harness import make_consumer, make_settings, running
 from tests.integration.story import DECLINED, LOST, STORY, WON, summary
 from tests.sfserver.cast import MANAGER, OWNER
 from tests.waiting import wait_until
 from worker.crm.port import Crm
+from worker.report.source import read_all
 from worker.rules_source import load_rules
 
 RULES = Path(__file__).parents[2] / "config" / "rules.yaml"
@@ -123,3 +126,21 @@ def test_the_method_plays_out_for_a_won_a_lost_and_a_declined_account(
     routing, payload = feedback[0]
     assert routing == "winback.feedback"
     assert payload["account_id"] == WON
+    assert_story_figures(story_crm)
+
+
+def assert_story_figures(crm: Crm) -> None:
+    """The report's figures for the story, worked out by hand from the events in story.py."""
+    # The owner acknowledges CMP-1 (logged 10:00, due 10:20) at 10:05 and CMP-2 (due 15:50) at 17:00.
+    complete_task(crm, f"{WON}#1:acknowledge-within-sla:CMP-1", datetime(2026, 11, 3, 10, 5, tzinfo=UTC))
+    complete_task(crm, f"{WON}#1:acknowledge-within-sla:CMP-2", datetime(2026, 11, 5, 17, tzinfo=UTC))
+    plans, tasks = read_all(crm)
+    [figures] = compute_figures(plans, tasks, datetime(2027, 3, 1, tzinfo=UTC))
+    assert figures == Figures(
+        group="all", opened=3, won=1, lost=2, open_by_stage={}, win_rate=0.3333,
+        days_to_win=67.21,  # lapse event 2026-11-02 09:00 to the revived meeting 2027-01-08 14:00
+        hours_to_first_contact=173.0,  # exit interviews after 100.5 h, 173 h and 196 h
+        sla_met=1, sla_late=1, sla_not_yet=0,
+        checkins_held=6, checkins_scheduled=7,  # Fabrikam's one slot was cancelled, never held
+        movement_share=0.3333,  # Northwind's 2nd and 3rd check-ins moved; Tailspin's never did
+        suppressions={"already apologised once on this plan (apologise-once)": 1})

@@ -83,7 +83,7 @@ class Org:
         row = {"Id": record_id, "CreatedById": self.user_id, "CreatedDate": _now(),
                **self._defaults(obj), **values}
         if name == "Task":
-            row["IsClosed"] = row.get("Status") == "Completed"
+            _close_task(row, {})
         self._put(obj, row)
         tx.undo.append(lambda: self._remove(obj, record_id))
         return record_id
@@ -99,9 +99,12 @@ class Org:
         values = self._values(obj, body, "updateable")
         self._run_hooks(name, {**table[record_id], **values})
         before = table[record_id]
+        after = {**before, **values}
+        if name == "Task":
+            _close_task(after, before)
         self._remove(obj, record_id)
         try:
-            self._put(obj, {**before, **values})
+            self._put(obj, after)
         except SfError:
             self._put(obj, before)
             raise
@@ -142,6 +145,16 @@ class Org:
         if row is None:
             raise not_found()
         return dict(row)
+
+    def complete_task(self, key: str, at: datetime) -> None:
+        """What a user closing the task ``key`` at ``at`` leaves behind (tests choose the time)."""
+        with self.lock:
+            for row in self.tables["Task"].values():
+                if row.get("Winback_Key__c") == key:
+                    row.update(Status="Completed", IsClosed=True,
+                               CompletedDateTime=_datetime("CompletedDateTime", at.isoformat()))
+                    return
+        raise KeyError(key)
 
     def rows(self, name: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -224,6 +237,15 @@ class Org:
         for name, f in obj.fields.items():
             if f.unique and row.get(name) not in (None, ""):
                 self._index.get((obj.name, name), {}).pop(row[name], None)
+
+
+def _close_task(row: dict[str, Any], before: dict[str, Any]) -> None:
+    """Salesforce derives IsClosed from the status and stamps CompletedDateTime when a task closes."""
+    row["IsClosed"] = row.get("Status") == "Completed"
+    if row["IsClosed"] and not before.get("IsClosed"):
+        row["CompletedDateTime"] = _now()
+    elif not row["IsClosed"]:
+        row["CompletedDateTime"] = None
 
 
 def _now() -> str:

@@ -63,6 +63,7 @@ def _standard() -> dict[str, SObject]:
         Field("Subject", "string", 255), Field("Description", "textarea", 32000),
         Field("ActivityDate", "date"), Field("ReminderDateTime", "datetime"),
         Field("IsReminderSet", "boolean"), Field("IsClosed", "boolean", createable=False, updateable=False),
+        Field("CompletedDateTime", "datetime", createable=False, updateable=False),
         Field("Priority", "picklist", 40, values=("High", "Normal", "Low")),
         Field("Status", "picklist", 40, values=("Not Started", "In Progress", "Completed",
                                                 "Waiting on someone else", "Deferred")),

@@ -26,20 +26,22 @@ def _plan(account: str, owner: str, approach: str | None, **more: Any) -> Plan:
                 **more)
 
 
-def _checkins(n: int) -> tuple[CheckIn, ...]:
-    return tuple(CheckIn(slot=i, key=f"k{i}", start_at=T0) for i in range(1, n + 1))
+def _checkins(done: int, pending: int) -> tuple[CheckIn, ...]:
+    statuses = ["done"] * done + ["pending"] * pending
+    return tuple(CheckIn(slot=i, key=f"k{i}", start_at=T0, status=s)  # type: ignore[arg-type]
+                 for i, s in enumerate(statuses, 1))
 
 
 WON = _plan("A", "USR-A", "individual", stage="won", outcome="won", closed_at=T0 + timedelta(days=10),
             meetings=(_meeting(1, 0.5, "exit_interview"), _meeting(2, 3, movement=-1),
                       _meeting(3, 6, movement=2)),
-            checkins=_checkins(3),
+            checkins=_checkins(2, 1),
             suppressed=(Suppression(at=T0, event_id="e2", rule_id="budget", action="task",
-                                    key="x", reason="contact budget spent"),))
+                                    key="x", reason="contact budget spent (A#1:offer)"),))
 LOST = _plan("B", "USR-A", "individual", stage="lost", outcome="lost", closed_at=T0 + timedelta(days=30),
              meetings=(_meeting(4, 2, "exit_interview"), _meeting(5, 9, movement=0),
-                       _meeting(6, 16, movement=-1)),
-             checkins=_checkins(3))
+                       _meeting(6, 16, movement=-1), _meeting(7, 40, movement=3)),  # after it closed
+             checkins=_checkins(2, 1))
 OPEN = _plan("C", "USR-B", "survey", stage="checking-in", rule="survey-low-value")
 OLD = _plan("D", "USR-B", None, opened_at=T0 - timedelta(days=60), stage="won", outcome="won")
 TASKS = [
@@ -63,7 +65,8 @@ def test_all_plans_since_a_date_give_the_hand_computed_figures() -> None:
 
 @pytest.mark.parametrize(("by", "expected"), [
     ("owner", {"USR-A": (2, 1, 1, 1, 2), "USR-B": (2, 1, 0, 0, 0)}),
-    ("segment", {"individual": (2, 1, 1, 1, 2), "survey": (1, 0, 0, 0, 0), "(not segmented)": (1, 1, 0, 0, 0)}),
+    ("segment", {"individual": (2, 1, 1, 1, 2), "survey": (1, 0, 0, 0, 0),
+                 "(not segmented)": (1, 1, 0, 0, 0)}),
     ("rule", {"method": (3, 2, 1, 1, 2), "survey-low-value": (1, 0, 0, 0, 0)}),
 ])
 def test_grouping_splits_plans_and_their_acknowledgements(by: Any, expected: dict[str, Any]) -> None:

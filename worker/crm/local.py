@@ -189,6 +189,17 @@ class LocalCrm:
                  json.dumps(_fields(action)), now),
             )
 
+    def complete_task(self, key: str, at: datetime) -> None:
+        """Mark task ``key`` done at ``at``, as its owner would in a CRM (the demo and tests)."""
+        with self._lock, self._errors("write"):
+            row = self._db.execute(
+                "SELECT fields FROM records WHERE kind = 'task' AND key = ?", (key,)).fetchone()
+            if row is None:
+                raise CrmRejectedError(f"local CRM has no task {key!r}")
+            fields = json.loads(row[0]) | {"status": "done", "completed_at": iso(at)}
+            self._db.execute("UPDATE records SET fields = ? WHERE kind = 'task' AND key = ?",
+                             (json.dumps(fields), key))
+
     def records(self, account_id: str | None = None) -> list[Record]:
         with self._lock, self._errors("read"):
             where, args = ("WHERE account_id = ?", (account_id,)) if account_id else ("", ())

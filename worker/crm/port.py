@@ -61,8 +61,10 @@ class Record:
     so the contract tests can compare adapters record for record. The fields per kind:
 
     - plan: ``Plan.model_dump(mode="json")`` exactly (the whole plan state).
-    - task: kind, subject, description, owner_id, due_at, reminder_at, priority, status ("open"),
-      contact_id, plan_key, event_id, rule_id, rules_version.
+    - task: kind, subject, description, owner_id, due_at, reminder_at, priority, status ("open", or
+      "done" once a person completed it in the CRM), contact_id, completed_at (when it was
+      completed, read back from the CRM: Task.CompletedDateTime in Salesforce), plan_key,
+      event_id, rule_id, rules_version.
     - email_draft: kind, subject, body_html, body_text, to_address, owner_id, status ("draft"),
       contact_id, plan_key, event_id, rule_id, rules_version.
     - checkin: slot, subject, description, start_at, duration_minutes, owner_id, contact_id,

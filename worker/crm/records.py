@@ -29,7 +29,7 @@ def task_fields(a: CreateTask) -> dict[str, Any]:
     return {
         "kind": a.kind, "subject": a.subject, "description": a.description,
         "owner_id": a.owner_id, "due_at": iso(a.due_at), "reminder_at": iso(a.reminder_at),
-        "priority": a.priority, "status": "open", "contact_id": a.contact_id,
+        "priority": a.priority, "status": "open", "contact_id": a.contact_id, "completed_at": None,
         "plan_key": a.plan_key, **_provenance(a.provenance),
     }
 

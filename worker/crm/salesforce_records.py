@@ -46,7 +46,7 @@ MEMBER_FIELDS = ("CampaignId", "ContactId", KEY, "Winback_Account_Id__c", *_PROV
 _READ_ONLY = ("Id", "CreatedById", "CreatedDate")
 SELECTS: dict[str, tuple[str, ...]] = {
     PLAN: ("Id", PLAN_KEY, "Seq__c", "State_Json__c"),
-    "Task": (*_READ_ONLY, "IsClosed", *TASK_FIELDS),
+    "Task": (*_READ_ONLY, "IsClosed", "CompletedDateTime", *TASK_FIELDS),
     "Event": (*_READ_ONLY, *EVENT_FIELDS),
     "EmailMessage": (*_READ_ONLY, *EMAIL_FIELDS),
     "CampaignMember": (*_READ_ONLY, *MEMBER_FIELDS),
@@ -167,7 +167,8 @@ def task_record(row: dict[str, Any]) -> Record:
         "due_at": _time(row.get("Winback_Due_At__c")),
         "reminder_at": _time(row.get("ReminderDateTime")) if row.get("IsReminderSet") else None,
         "priority": str(row["Priority"]).lower(), "status": "done" if row.get("IsClosed") else "open",
-        "contact_id": row.get("WhoId"), **_trail(row),
+        "contact_id": row.get("WhoId"), "completed_at": _time(row.get("CompletedDateTime")),
+        **_trail(row),
     }
     return Record("task", row[KEY], row["WhatId"], fields)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -29,18 +30,30 @@ def print_records(records: Sequence[Record], console: Console | None = None) -> 
 
 def _activities(console: Console, records: Sequence[Record]) -> None:
     rows = [r for r in records if r.kind != "plan"]
-    table = Table(title=f"Tasks, drafts and check-ins ({len(rows)})")
-    for column in ("account", "type", "subject", "owner", "due / start", "priority", "status", "rule"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"Tasks, drafts and check-ins ({len(rows)})", box=box.SIMPLE_HEAD)
+    # One line per record however narrow the output (80 columns when piped): below 120 columns the
+    # owner and rule are left out, and long subjects end in an ellipsis instead of folding into
+    # fragments. ``--format json`` has every value in full.
+    columns = [c for c in _ACTIVITY_COLUMNS if console.width >= 120 or c[0] not in ("owner", "rule")]
+    fixed = sum(w or 0 for _, w in columns) + 2 * len(columns) + 1
+    for column, width in columns:
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width,
+                         max_width=width or max(12, console.width - fixed))
     for r in rows:
         f = r.fields
-        kind = f.get("kind") or r.kind
-        subject = f.get("subject") or f.get("campaign_id") or ""
-        when = f.get("due_at") or f.get("start_at") or ""
-        table.add_row(r.account_id, f"{r.kind}:{kind}" if r.kind == "task" else r.kind, subject,
-                      f.get("owner_id") or "", when, f.get("priority") or "", f.get("status") or "",
-                      f.get("rule_id") or "")
+        kind = f.get("kind") if r.kind == "task" else r.kind.replace("email_draft", "draft")
+        values = {"account": r.account_id, "type": kind,
+                  "subject": f.get("subject") or f.get("campaign_id") or "",
+                  "owner": f.get("owner_id") or "",
+                  "due / start (UTC)": (f.get("due_at") or f.get("start_at") or "").replace("T", " ")[:16],
+                  "status": f.get("status") or "", "rule": f.get("rule_id") or ""}
+        table.add_row(*(values[c] for c, _ in columns))
     console.print(table)
+
+
+# Fixed widths; the subject (None) takes what is left.
+_ACTIVITY_COLUMNS = (("account", 9), ("type", 14), ("subject", None), ("owner", 14),
+                     ("due / start (UTC)", 17), ("status", 7), ("rule", 22))
 
 
 def _suppressions(console: Console, plans: Sequence[Record]) -> None:

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from handlers.figures import Figures
-from handlers.timeline import timeline
 from handlers.plan import Plan
+from handlers.timeline import timeline
 
 
 def _share(value: float | None) -> str:

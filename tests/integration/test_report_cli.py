@@ -1,0 +1,87 @@
+"""``winback report``, ``winback plan show`` and ``winback crm list`` as a person or a script sees them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from handlers.actions import CreateTask, EventChange, Provenance, SavePlan
+from tests.unit.test_figures import LOST, OPEN, T0, WON
+from worker.cli import _register_groups, cli
+from worker.crm.local import LocalCrm
+
+_register_groups()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A local CRM holding a won, a lost and an open plan; Northwind's complaint acknowledged in time."""
+    path = tmp_path / "crm.sqlite3"
+    crm = LocalCrm(path)
+    ack = CreateTask(key="A#1:ack", plan_key="A#1", account_id="A", kind="acknowledgement",
+                     subject="Acknowledge the complaint from a customer with a long name, within 20 minutes",
+                     description="", owner_id="USR-A", due_at=T0 + timedelta(minutes=20),
+                     priority="high", provenance=Provenance("e2", "acknowledge-within-sla", "v1"))
+    for n, plan in enumerate((WON, LOST, OPEN)):
+        extra = (ack,) if plan is WON else ()
+        crm.apply([EventChange(f"e{n}", "crm.customer.lapsed", plan.account_id,
+                               (*extra, SavePlan(plan.model_copy(update={"revision": 1}))))])
+    crm.complete_task("A#1:ack", T0 + timedelta(minutes=5))
+    crm.close()
+    return {"WINBACK_LOCAL_CRM_PATH": str(path), "COLUMNS": "80"}
+
+
+def _run(env: dict[str, str], *args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_report_json_gives_the_figures_for_scripts(env: dict[str, str]) -> None:
+    [row] = json.loads(_run(env, "report", "--format", "json"))
+    got = (row["opened"], row["won"], row["lost"], row["sla_met"], row["sla_attainment"])
+    assert got == (3, 1, 1, 1, 1.0)
+
+
+def test_report_by_owner_as_csv_has_one_line_per_owner(env: dict[str, str]) -> None:
+    rows = list(csv.DictReader(io.StringIO(_run(env, "report", "--by", "owner", "--format", "csv"))))
+    assert [(r["group"], r["opened"], r["won"]) for r in rows] == [("USR-A", "2", "1"), ("USR-B", "1", "0")]
+    assert rows[1]["suppressed:contact budget spent (budget)"] == "0"
+
+
+def test_report_since_a_date_leaves_earlier_plans_out(env: dict[str, str]) -> None:
+    later = (T0 + timedelta(days=1)).strftime("%Y-%m-%d")
+    assert json.loads(_run(env, "report", "--since", later, "--format", "json")) == []
+
+
+def test_tables_fit_80_columns_when_piped(env: dict[str, str]) -> None:
+    report = _run(env, "report")
+    listing = _run(env, "crm", "list")
+    assert max(len(line) for line in (report + listing).splitlines()) <= 80
+    assert "SLA attainment" in report
+    assert "100%" in report
+    # One line per record: the long subject is cut, not folded onto a second line.
+    [line] = [line for line in listing.splitlines() if "Acknowledge the" in line]
+    assert "…" in line
+    assert "done" in line
+
+
+def test_plan_show_prints_the_timeline_newest_first(env: dict[str, str]) -> None:
+    shown = json.loads(_run(env, "plan", "show", "A", "--format", "json"))
+    assert shown["plan"] == "A#1"
+    assert shown["outcome"] == "won"
+    assert [(e["event_id"], e["rule_id"], e["what"]) for e in shown["timeline"]] == [
+        ("e1", "method", "opened")]
+    assert "Plan A#1" in _run(env, "plan", "show", "A")
+
+
+def test_plan_show_for_an_unknown_account_says_so(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["plan", "show", "NOPE"], env=env)
+    assert result.exit_code == 1
+    assert "no plan for account 'NOPE'" in result.output
