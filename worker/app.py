@@ -16,7 +16,7 @@ from worker.crm.port import Crm, MetersApiCalls
 from worker.dispatch import Processor
 from worker.metrics import Metrics, serve
 from worker.policy import RetryPolicy
-from worker.processing import Batching, ProcessingThread
+from worker.processing import Batching, ProcessingLanes
 from worker.queue_depths import QueueDepths
 from worker.rules_source import RulesHolder, RulesWatcher, load_snapshot
 from worker.session import AmqpSession
@@ -108,9 +108,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | Non
 
 
 def consume(settings: Settings, processor: Processor, metrics: Metrics, stop: StopToken) -> AmqpSession:
-    """The consumer in its two halves: the AMQP session and the processing thread it feeds."""
-    batching = Batching(settings.batch_size, settings.batch_wait_ms / 1000)
-    processing = ProcessingThread(processor, batching, metrics, stop)
+    """The consumer in its two halves: the AMQP session and the processing lanes it feeds."""
+    batching = Batching(settings.batch_size, settings.batch_wait_ms / 1000, settings.crm_concurrency)
+    processing = ProcessingLanes(processor, batching, metrics, stop)
     return AmqpSession(settings, Topology.from_settings(settings), processing, metrics, stop)
 
 

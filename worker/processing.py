@@ -1,9 +1,17 @@
-"""The processing side of the consumer: its own thread takes deliveries in batches and runs them.
+"""The processing side of the consumer: lanes of accounts, each a thread running CRM batches.
 
-The AMQP session (``worker.session``) puts deliveries in through ``submit``; this thread takes up
-to ``batch_size`` of them, waiting ``batch_wait_ms`` at most for a batch to fill, runs the
-processor (CRM reads, pure handlers, CRM writes) and hands the results back through ``post``,
-which the session turns into a settle on its own thread. It never touches the connection.
+The AMQP session (``worker.session``) puts deliveries in through ``submit``; each goes to the lane
+its account hashes to, so one account's events always share a lane and keep their order, across
+batches too, while the lanes run side by side: ``crm_concurrency`` batches in flight at once, the
+CRM reads and writes of one lane overlapping the handler work of another. A lane takes up to
+``batch_size`` deliveries, waiting ``batch_wait_ms`` at most for a batch to fill, runs the
+processor and hands the results back through ``post``; the session settles them on its own
+thread. No lane ever touches the connection.
+
+Backpressure: the broker's prefetch (``Settings.in_flight_limit``) bounds what waits in the lanes;
+a lane whose whole batch failed to be retried (the CRM is down or throttling) waits before its
+next batch, doubling up to ``BACKOFF_MAX``, so an outage slows consumption instead of spinning
+the backlog through the retry queues.
 """
 
 from __future__ import annotations
@@ -11,15 +19,21 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from handlers.events import peek_ids
 from worker.dispatch import Message, Processor, Result
 from worker.metrics import Metrics
+from worker.policy import Retry
 from worker.stop import StopToken
+
+BACKOFF_FIRST = 0.5  # seconds a lane waits after a batch that failed as a whole; doubles
+BACKOFF_MAX = 10.0
 
 
 @dataclass(frozen=True)
@@ -36,86 +50,114 @@ Post = Callable[[int, list[Delivery], list[Result]], None]
 
 @dataclass(frozen=True)
 class Batching:
-    """How batches are taken: at most ``size`` deliveries, waiting ``wait`` seconds to fill."""
+    """How batches are taken: ``lanes`` in parallel, at most ``size`` deliveries each, waiting
+    ``wait`` seconds for one to fill."""
 
     size: int
     wait: float
+    lanes: int = 1
 
 
-class ProcessingThread:
-    """Runs batches on its own thread until ``close``; stops taking new ones once ``stop`` is set
-    (the session then releases what was not started and waits for what was)."""
+class _Lane:
+    """One thread, one inbox: the batches of the accounts that hash here, one after another."""
+
+    def __init__(self, index: int, owner: ProcessingLanes) -> None:
+        self.inbox: queue.Queue[Delivery] = queue.Queue()
+        self._owner = owner
+        self._backoff = 0.0
+        self.thread = threading.Thread(target=self._work, name=f"winback-lane-{index}", daemon=True)
+
+    def _work(self) -> None:
+        owner = self._owner
+        while not owner.closed.is_set():
+            batch = self._take_batch()
+            if batch:
+                self._run(batch)
+
+    def _run(self, batch: list[Delivery]) -> None:
+        owner = self._owner
+        started = time.monotonic()
+        messages = [d.message for d in batch]
+        try:
+            results = owner.processor.process(messages)
+        except Exception as exc:  # a lane must never die
+            owner.log.exception("batch_failed")
+            results = owner.processor.fail_all(messages, exc)
+        owner.metrics.batch_seconds.observe(time.monotonic() - started)
+        owner.post(batch[0].generation, batch, results)
+        if all(isinstance(r.disposition, Retry) for r in results):
+            self._backoff = min(max(self._backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
+            owner.log.warning("lane_backing_off", seconds=self._backoff, batch=len(batch))
+            owner.closed.wait(self._backoff)
+        else:
+            self._backoff = 0.0
+
+    def _take_batch(self) -> list[Delivery]:
+        owner = self._owner
+        if owner.stop.is_set():
+            owner.closed.wait(0.1)
+            return []
+        batch: list[Delivery] = []
+        deadline = time.monotonic() + owner.batching.wait
+        timeout = 0.2
+        while len(batch) < owner.batching.size:
+            try:
+                delivery = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if delivery.generation == owner.generation:
+                batch.append(delivery)
+            timeout = deadline - time.monotonic()
+        return batch
+
+
+class ProcessingLanes:
+    """Runs batches on ``batching.lanes`` threads until ``close``; stops taking new ones once the
+    stop token is set (the session then releases what was not started and waits for the rest)."""
 
     def __init__(self, processor: Processor, batching: Batching, metrics: Metrics,
                  stop: StopToken) -> None:
-        self._processor = processor
-        self._batching = batching
-        self._metrics = metrics
-        self._stop = stop
-        self._inbox: queue.Queue[Delivery] = queue.Queue()
-        self._closed = threading.Event()
-        self._generation = 0
-        self._thread: threading.Thread | None = None
-        self._log = structlog.get_logger("winback.processing")
+        self.processor, self.batching, self.metrics, self.stop = processor, batching, metrics, stop
+        self.closed = threading.Event()
+        self.generation = 0
+        self.post: Post = lambda generation, batch, results: None
+        self.log = structlog.get_logger("winback.processing")
+        self._lanes = [_Lane(i, self) for i in range(batching.lanes)]
 
     def start(self, post: Post) -> None:
-        self._thread = threading.Thread(target=self._work, args=(post,), name="winback-processing",
-                                        daemon=True)
-        self._thread.start()
+        self.post = post
+        for lane in self._lanes:
+            lane.thread.start()
 
     def begin(self, generation: int) -> None:
         """A new connection: deliveries of earlier ones are dropped (the broker has them back)."""
-        self._generation = generation
+        self.generation = generation
 
     def submit(self, delivery: Delivery) -> None:
-        self._inbox.put(delivery)
+        """Main thread: route by account, so an account's events never overtake each other."""
+        account = peek_ids(delivery.message.body).get("account_id", "")
+        index = zlib.crc32(account.encode()) % len(self._lanes) if len(self._lanes) > 1 else 0
+        self._lanes[index].inbox.put(delivery)
 
     def unstarted(self) -> list[Delivery]:
         """Take back every delivery no batch has started, so the session can release them."""
         taken: list[Delivery] = []
-        while True:
-            try:
-                taken.append(self._inbox.get_nowait())
-            except queue.Empty:
-                return taken
+        for lane in self._lanes:
+            while True:
+                try:
+                    taken.append(lane.inbox.get_nowait())
+                except queue.Empty:
+                    break
+        return taken
 
     def close(self, timeout: float) -> None:
-        """Finish the batch in hand (up to ``timeout``) and end the thread."""
-        self._closed.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Let each lane finish the batch in hand (within ``timeout`` overall) and end."""
+        self.closed.set()
+        deadline = time.monotonic() + timeout
+        for lane in self._lanes:
+            if lane.thread.ident is not None:
+                lane.thread.join(max(0.0, deadline - time.monotonic()))
 
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _work(self, post: Post) -> None:
-        while not self._closed.is_set():
-            batch = self._take_batch()
-            if not batch:
-                continue
-            started = time.monotonic()
-            messages = [d.message for d in batch]
-            try:
-                results = self._processor.process(messages)
-            except Exception as exc:  # noqa: BLE001 - the processing thread must never die
-                self._log.exception("batch_failed")
-                results = self._processor.fail_all(messages, exc)
-            self._metrics.batch_seconds.observe(time.monotonic() - started)
-            post(batch[0].generation, batch, results)
-
-    def _take_batch(self) -> list[Delivery]:
-        if self._stop.is_set():
-            self._closed.wait(0.1)
-            return []
-        batch: list[Delivery] = []
-        deadline = time.monotonic() + self._batching.wait
-        timeout = 0.2
-        while len(batch) < self._batching.size:
-            try:
-                delivery = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
-            except queue.Empty:
-                break
-            if delivery.generation == self._generation:
-                batch.append(delivery)
-            timeout = deadline - time.monotonic()
-        return batch
+        """Every lane thread is running (for health checks)."""
+        return all(lane.thread.is_alive() for lane in self._lanes)

@@ -32,7 +32,7 @@ from worker.amqp import connection_parameters
 from worker.dispatch import Message, Result
 from worker.metrics import Metrics
 from worker.policy import Ack, Park, Retry
-from worker.processing import Delivery, ProcessingThread
+from worker.processing import Delivery, ProcessingLanes
 from worker.settings import Settings
 from worker.stop import StopToken
 from worker.topology import Topology
@@ -57,7 +57,7 @@ class Progress:
 class AmqpSession:
     """Consumes the work queue until the stop token is set; reconnects when the broker goes."""
 
-    def __init__(self, settings: Settings, topology: Topology, processing: ProcessingThread,
+    def __init__(self, settings: Settings, topology: Topology, processing: ProcessingLanes,
                  metrics: Metrics, stop: StopToken) -> None:
         self._settings, self._topology, self._processing = settings, topology, processing
         self._metrics, self._stop = metrics, stop
@@ -134,7 +134,7 @@ class AmqpSession:
             channel = connection.channel()
             self._declare(channel)
             channel.confirm_delivery()
-            channel.basic_qos(prefetch_count=self._settings.prefetch)
+            channel.basic_qos(prefetch_count=self._settings.in_flight_limit)
             self._generation += 1
             self._processing.begin(self._generation)
             with self._settled:
@@ -167,7 +167,8 @@ class AmqpSession:
         elif not self._paused.is_set() and self._tag is None:
             self._tag = channel.basic_consume(
                 self._settings.queue, functools.partial(self._on_message, self._generation))
-            self._log.info("consuming", queue=self._settings.queue, prefetch=self._settings.prefetch)
+            self._log.info("consuming", queue=self._settings.queue,
+                           prefetch=self._settings.in_flight_limit)
 
     def _declare(self, channel: BlockingChannel) -> None:
         try:

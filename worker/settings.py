@@ -35,7 +35,15 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(
         20, ge=1, description="Redeliveries before the broker parks a message that kills workers."
     )
-    prefetch: int = Field(200, ge=1, le=65535, description="Unacked deliveries per worker.")
+    prefetch: int = Field(
+        0, ge=0, le=65535,
+        description="Unacked deliveries per worker; 0 = 2 * crm_concurrency * batch_size.",
+    )
+    crm_concurrency: int = Field(
+        8, ge=1, le=25,
+        description="CRM batches in flight at once, each on its own lane of accounts "
+        "(Salesforce allows 25 concurrent long-running calls per org).",
+    )
     batch_size: int = Field(100, ge=1, le=1000, description="Events handled per CRM batch.")
     batch_wait_ms: int = Field(50, ge=0, le=5000, description="How long to gather a batch.")
     heartbeat: int = Field(30, ge=1, le=600, description="AMQP heartbeat interval in seconds.")
@@ -66,6 +74,11 @@ class Settings(BaseSettings):
     salesforce_api_floor: int = Field(
         5000, ge=0, description="Remaining daily API calls below which the worker slows down."
     )
+
+    @property
+    def in_flight_limit(self) -> int:
+        """The broker prefetch: what the CRM lanes can hold, two batches each, unless set."""
+        return self.prefetch or min(2 * self.crm_concurrency * self.batch_size, 65535)
 
     @model_validator(mode="after")
     def _salesforce_mode_is_complete(self) -> Settings:
