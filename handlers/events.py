@@ -10,7 +10,6 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     ValidationError,
@@ -24,8 +23,16 @@ MEETING = "crm.meeting.held"
 EVENT_TYPES = (LAPSED, COMPLAINT, MEETING)
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-Text = Annotated[str, StringConstraints(max_length=32_000)]
+# Texts have no length limit here: a long one is fitted to its CRM field when written, with a
+# marker, rather than costing the customer the step (a 100,000-character complaint is still one).
+Text = str
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True)]
+# Optional fields the CRM fills in as it likes: kept as text, and doubts noted on the plan
+# (``doubtful_fields``). Sandboxes mask addresses as ``...@x.com.invalid``; test data uses
+# ``.test`` and ``.local``: Salesforce keeps them, and so do we.
+Email = Annotated[str, StringConstraints(strip_whitespace=True)]
+Currency = Annotated[str, StringConstraints(strip_whitespace=True)]
 Severity = Literal["low", "medium", "high", "critical"]
 
 
@@ -41,14 +48,14 @@ class LapsedData(_Data):
     account_name: ShortText = Field(min_length=1)
     lapsed_at: date
     contact_id: Id | None = None
-    contact_name: ShortText | None = None
-    contact_email: EmailStr | None = None
+    contact_name: Label | None = None
+    contact_email: Email | None = None
     owner_id: Id | None = None
     annual_value: float | None = Field(default=None, ge=0)
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
-    segment: ShortText | None = None
+    currency: Currency | None = None
+    segment: Label | None = None
     reason: Text | None = None
-    competitor: ShortText | None = None
+    competitor: Label | None = None
     do_not_contact: bool = False
 
 
@@ -60,13 +67,13 @@ class ComplaintData(_Data):
     logged_at: AwareDatetime
     severity: Severity
     summary: Text = Field(min_length=1)
-    account_name: ShortText | None = None
+    account_name: Label | None = None
     contact_id: Id | None = None
-    contact_name: ShortText | None = None
-    contact_email: EmailStr | None = None
+    contact_name: Label | None = None
+    contact_email: Email | None = None
     owner_id: Id | None = None
-    category: ShortText | None = None
-    channel: ShortText | None = None
+    category: Label | None = None
+    channel: Label | None = None
     do_not_contact: bool = False
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from handlers.actions import OUTREACH_KINDS, Action, SavePlan
 from handlers.context import anchor_time, condition_context, template_context
+from handlers.doubts import doubtful_fields
 from handlers.errors import RuleError
 from handlers.events import Event
 from handlers.guards import Proposed, check
@@ -115,6 +116,8 @@ def _apply_rule(run: _Run, rule: Rule) -> None:
 def run_rules(event: Event, before: Plan | None, plan: Plan, rules: RuleSet, now: datetime,
               derived: Mapping[str, Any]) -> Outcome:
     """Evaluate ``event``'s rules in file order against ``plan``; ``before`` is the stored plan."""
+    for note in doubtful_fields(event.data):
+        plan = record(plan, event, rules, now, METHOD, note)
     run = _Run(event, rules, now, derived, plan)
     stopped_by: str | None = None
     for rule in rules.rules_for(event.type):

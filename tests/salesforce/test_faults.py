@@ -19,6 +19,7 @@ from handlers.errors import (
 from tests.salesforce.changes import CAMPAIGN, account_id, contact_id, lapse, plan, prov, task
 from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings, salesforce_crm
 from tests.sfserver.server import USER_ID
+from worker.crm.fitting import MARKER
 from worker.crm.salesforce import SalesforceCrm
 
 GRAPH = "composite/graph"
@@ -171,10 +172,22 @@ def test_a_permanent_error_code_in_a_record_is_a_crm_rejected_error(
     assert _graph_calls(server) == 1
 
 
-def test_salesforce_own_validation_of_a_too_long_subject_is_a_crm_rejected_error(
+def test_a_subject_longer_than_the_field_is_fitted_with_the_marker_not_refused(
     server: SalesforceServer, crm: SalesforceCrm
 ) -> None:
+    crm.check()  # the lengths come from describe
     too_long = task(account_id(1), "evt-9", subject="x" * 256)
+    (result,) = crm.apply([EventChange("evt-9", "crm.complaint.logged", account_id(1), (too_long,))])
+    assert result is None
+    (row,) = server.records("Task")
+    assert row["Subject"] == "x" * (255 - len(MARKER)) + MARKER
+
+
+def test_salesforce_own_validation_of_a_too_long_value_is_a_crm_rejected_error(
+    server: SalesforceServer, crm: SalesforceCrm
+) -> None:
+    # A field the adapter does not fit (the key) still meets the org's own check.
+    too_long = replace(task(account_id(1), "evt-9"), key="k" * 300)
     (result,) = crm.apply([EventChange("evt-9", "crm.complaint.logged", account_id(1), (too_long,))])
     assert isinstance(result, CrmRejectedError)
     assert "STRING_TOO_LONG" in str(result)

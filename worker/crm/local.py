@@ -27,6 +27,7 @@ from handlers.actions import (
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
+from worker.crm.fitting import fit_change
 from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, Record, RecordKind, Snapshot, outbox_from_json, outbox_json
 from worker.crm.records import campaign_fields, checkin_fields, draft_fields, iso, task_fields
@@ -131,7 +132,7 @@ class LocalCrm:
 
     def _apply_one(self, change: EventChange) -> WinbackError | None:
         # No users, accounts or managers here: a relation with nobody known is the worker itself.
-        change = assign_owners(change, People())
+        change = fit_change(assign_owners(change, People()))  # Salesforce's lengths, here too
         self._db.execute("SAVEPOINT change")
         try:
             now = _now_text()

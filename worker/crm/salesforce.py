@@ -24,6 +24,7 @@ from handlers.errors import (
 )
 from handlers.rules.errors import ReferencesInvalidError
 from handlers.rules.ruleset import RuleSet
+from worker.crm.fitting import STANDARD_LIMITS, limits_from
 from worker.crm.port import Record, Snapshot
 from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, Token
 from worker.crm.salesforce_client import SalesforceClient, http_session
@@ -48,6 +49,7 @@ class SalesforceCrm:
         self.client = client
         self._retry = retry
         self._reader = Reader(client)
+        self._limits = STANDARD_LIMITS  # the org's own lengths once ``check`` has described it
         self._log = structlog.get_logger("winback.salesforce")
 
     @classmethod
@@ -82,6 +84,7 @@ class SalesforceCrm:
         found = problems(describes)
         if found:
             raise ConfigError("the Salesforce org is not ready: " + "; ".join(found) + f". {HINT}")
+        self._limits = limits_from(describes)
         self._log.info("salesforce_checked", api_remaining=self.client.allowance.remaining)
 
     def _describe(self) -> dict[str, dict[str, Any] | None]:
@@ -142,7 +145,8 @@ class SalesforceCrm:
         graphs = []
         for index in wave:
             try:
-                graphs.append(build_graph(index, changes[index], self.client.data_path, existing))
+                graphs.append(build_graph(index, changes[index], self.client.data_path, existing,
+                                          self._limits))
             except PermanentError as exc:
                 results[index] = exc
         _GraphWriter(self.client, results).write(graphs, self._retry)

@@ -27,6 +27,7 @@ from handlers.actions import (
 )
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
 from worker.crm import salesforce_records as sf
+from worker.crm.fitting import STANDARD_LIMITS, Limits, fit_body
 from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, outbox_json
 from worker.crm.salesforce_errors import HALTED, classify, first_error
@@ -64,8 +65,9 @@ class Graph:
 class _Nodes:
     """Collects one change's nodes, skipping records whose key is already in Salesforce."""
 
-    def __init__(self, data_path: str, existing: Existing) -> None:
+    def __init__(self, data_path: str, existing: Existing, limits: Limits) -> None:
         self.items: list[dict[str, Any]] = []
+        self._limits = limits
         self._path = data_path
         self._existing = existing
         self.people = existing.people
@@ -73,6 +75,7 @@ class _Nodes:
 
     def add(self, method: str, path: str, body: dict[str, Any], ref: str = "") -> None:
         url = f"{self._path}/sobjects/{path}"
+        body = fit_body(path.split("/")[0], body, self._limits)
         self.items.append({"method": method, "url": url, "referenceId": ref or f"n{len(self.items)}",
                            "body": body})
 
@@ -97,9 +100,13 @@ class _Nodes:
             self.add("PATCH", f"Event/{self._existing.event_ids[key]}", sf.checkin_status(status))
 
 
-def build_graph(index: int, change: EventChange, data_path: str, existing: Existing) -> Graph:
-    """The graph of one change: its ledger record first, then its writes in order."""
-    nodes = _Nodes(data_path, existing)
+def build_graph(index: int, change: EventChange, data_path: str, existing: Existing,
+                limits: Limits = STANDARD_LIMITS) -> Graph:
+    """The graph of one change: its ledger record first, then its writes in order.
+
+    Texts are fitted to the org's field lengths (``limits``), so none is refused as too long.
+    """
+    nodes = _Nodes(data_path, existing, limits)
     change = assign_owners(change, existing.people)
     kept = outbox_json([Outgoing.of(p) for p in change.publishes])  # the outbox: see port.Outgoing
     ledger = sf.ledger_body(change.event_id, change.event_type, change.account_id, kept)

@@ -78,12 +78,12 @@ def plan_body(plan: Plan, owner_id: str | None = None) -> dict[str, Any]:
     ``owner_id`` is the plan owner when the org has that user (else the integration user keeps it).
     """
     body = {
-        "Name": f"{plan.account_name or plan.account_id} #{plan.seq}"[:80],
+        "Name": f"{plan.account_name or plan.account_id} #{plan.seq}",  # fitted when written
         "Account_Id__c": plan.account_id, "Account__c": plan.account_id, "Seq__c": plan.seq,
         "Stage__c": plan.stage,
         "Outcome__c": plan.outcome, "Approach__c": plan.approach,
         "Opened_At__c": iso(plan.opened_at), "Closed_At__c": iso(plan.closed_at),
-        "Closing_Reason__c": (plan.closing_reason or "")[:255] or None,
+        "Closing_Reason__c": plan.closing_reason or None,
         "Desired_Result__c": plan.desired_result, "Lapse_Reason__c": plan.lapse_reason,
         "Annual_Value__c": plan.annual_value, "Checkins_Done__c": plan.checkins_done,
         "Checkins_Without_Movement__c": plan.checkins_without_movement,

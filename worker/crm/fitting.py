@@ -1,0 +1,74 @@
+"""Every text fitted to the field it is written to, with a visible marker; never refused as too long.
+
+Salesforce refuses a value longer than its field (``STRING_TOO_LONG``) and with it the whole
+event: a 100,000-character complaint would never be acknowledged. So each text is cut to the
+field's length (read from describe at start-up; the embedded CRM uses Salesforce's standard
+lengths) and ends with ``MARKER``, so a reader knows there is more on the source record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from handlers.actions import Action, CreateTask, DraftEmail, EventChange, ScheduleCheckIn
+
+MARKER = "… (truncated; full text on the source record)"
+PLAN = "Winback_Plan__c"
+Limits = Mapping[tuple[str, str], int]  # (object, field) -> length
+
+# The texts fitted, per object, with Salesforce's standard lengths (and the shipped metadata's).
+STANDARD_LIMITS: dict[tuple[str, str], int] = {
+    ("Task", "Subject"): 255, ("Task", "Description"): 32_000,
+    ("Event", "Subject"): 255, ("Event", "Description"): 32_000,
+    ("EmailMessage", "Subject"): 3_000, ("EmailMessage", "HtmlBody"): 131_072,
+    ("EmailMessage", "TextBody"): 131_072,
+    (PLAN, "Name"): 80, (PLAN, "Closing_Reason__c"): 255, (PLAN, "Desired_Result__c"): 32_768,
+    (PLAN, "Lapse_Reason__c"): 32_768,
+}
+# Where each action's texts land: the embedded CRM fits them to the same lengths.
+_ACTION_FIELDS: dict[type[Any], dict[str, tuple[str, str]]] = {
+    CreateTask: {"subject": ("Task", "Subject"), "description": ("Task", "Description")},
+    ScheduleCheckIn: {"subject": ("Event", "Subject"), "description": ("Event", "Description")},
+    DraftEmail: {"subject": ("EmailMessage", "Subject"), "body_html": ("EmailMessage", "HtmlBody"),
+                 "body_text": ("EmailMessage", "TextBody")},
+}
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` when it fits in ``limit`` characters, else its start and ``MARKER``."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(MARKER), 0)] + MARKER[: limit]
+
+
+def limits_from(describes: Mapping[str, Mapping[str, Any] | None]) -> dict[tuple[str, str], int]:
+    """The fitted fields' lengths as the org describes them (standard lengths where it says none)."""
+    limits = dict(STANDARD_LIMITS)
+    for (sobject, name) in STANDARD_LIMITS:
+        describe = describes.get(sobject) or {}
+        for info in describe.get("fields", ()):
+            if info.get("name") == name and info.get("length"):
+                limits[(sobject, name)] = int(info["length"])
+    return limits
+
+
+def fit_body(sobject: str, body: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """A record body with each fitted text cut to its field."""
+    return {name: fit(value, limits[(sobject, name)])
+            if isinstance(value, str) and (sobject, name) in limits else value
+            for name, value in body.items()}
+
+
+def _fitted(action: Action, limits: Limits) -> Action:
+    fields = _ACTION_FIELDS.get(type(action))
+    if not fields:
+        return action
+    return replace(action, **{attr: fit(getattr(action, attr), limits[target])  # type: ignore[arg-type]
+                              for attr, target in fields.items()})
+
+
+def fit_change(change: EventChange, limits: Limits = STANDARD_LIMITS) -> EventChange:
+    """``change`` with every action's texts fitted to the fields they are written to."""
+    return replace(change, actions=tuple(_fitted(a, limits) for a in change.actions))
