@@ -152,6 +152,9 @@ def _register_groups() -> None:
     cli.add_command(parked_group, "parked")
     cli.add_command(report, "report")
     cli.add_command(plan_group, "plan")
+    from worker.bridge.cli import bridge_group
+
+    cli.add_command(bridge_group, "bridge")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,10 +95,18 @@ class Settings(BaseSettings):
         )
 
 
+S = TypeVar("S", bound=Settings)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning any validation problem into one clear ConfigError line."""
+    return build_settings(Settings, **overrides)
+
+
+def build_settings(cls: type[S], **overrides: object) -> S:
+    """``load_settings`` for a class of settings that extends the worker's (the bridge's)."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
@@ -122,4 +130,4 @@ def settings_help() -> list[tuple[str, str, str]]:
     return rows
 
 
-__all__ = ["Settings", "load_settings", "settings_help"]
+__all__ = ["Settings", "build_settings", "load_settings", "settings_help"]

@@ -35,6 +35,10 @@ class Transaction:
 
     def __init__(self) -> None:
         self.undo: list[Callable[[], None]] = []
+        self.changes: list[Committed] = []  # what Change Data Capture reports once it commits
+
+
+Committed = tuple[str, str, dict[str, Any], list[str]]  # change type, object, row, fields written
 
 
 RecordHook = Callable[[str, dict[str, Any]], None]
@@ -50,6 +54,7 @@ class Org:
         self.lock = threading.RLock()
         self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in schema}
         self.before_write: list[RecordHook] = []  # fault injection: may raise SfError
+        self.after_commit: list[Callable[[list[Committed]], None]] = []  # a change feed
         self._index: dict[tuple[str, str], dict[Any, str]] = {}  # unique field values -> record id
         self._counter = 0
 
@@ -69,6 +74,8 @@ class Org:
                 for undo in reversed(tx.undo):
                     undo()
                 raise
+            for hook in list(self.after_commit):
+                hook(tx.changes)
 
     def create(self, tx: Transaction, name: str, body: dict[str, Any]) -> str:
         obj = self.sobject(name)
@@ -86,6 +93,7 @@ class Org:
             _close_task(row, {})
         self._put(obj, row)
         tx.undo.append(lambda: self._remove(obj, record_id))
+        tx.changes.append(("CREATE", name, dict(row), list(values)))
         return record_id
 
     def update(self, tx: Transaction, name: str, record_id: str, body: dict[str, Any]) -> None:
@@ -109,6 +117,7 @@ class Org:
             self._put(obj, before)
             raise
         tx.undo.append(lambda: (self._remove(obj, record_id), self._put(obj, before)))
+        tx.changes.append(("UPDATE", name, {**before, **values}, list(values)))
 
     def upsert(self, tx: Transaction, name: str, key_field: str, key: str,
                body: dict[str, Any]) -> tuple[str, bool]:

@@ -80,6 +80,14 @@ def _standard() -> dict[str, SObject]:
         Field("Status", "picklist", 40, values=("0", "1", "2", "3", "4", "5")),
         Field("IsPrivateDraft", "boolean"), Field("RelatedToId", "reference", 18),
     ]
+    case = [
+        Field("Subject", "string", 255), Field("Description", "textarea", 32000),
+        Field("Type", "picklist", 40, values=("Complaint", "Question", "Problem", "Feature Request")),
+        Field("Priority", "picklist", 40, values=("High", "Medium", "Low")),
+        Field("Status", "picklist", 40, values=("New", "Working", "Escalated", "Closed")),
+        Field("Origin", "string", 40), Field("Reason", "string", 40),
+        Field("AccountId", "reference", 18), Field("ContactId", "reference", 18), owner,
+    ]
     member = [Field("CampaignId", "reference", 18), Field("ContactId", "reference", 18),
               Field("Status", "string", 40)]
     user = [Field("Username", "string", 80), Field("Name", "string", 121),
@@ -98,6 +106,7 @@ def _standard() -> dict[str, SObject]:
         "Task": _object("Task", "00T", task),
         "Event": _object("Event", "00U", event, required=(("StartDateTime",), ("DurationInMinutes",))),
         "EmailMessage": _object("EmailMessage", "02s", email),
+        "Case": _object("Case", "500", case),
         "CampaignMember": _object("CampaignMember", "00v", member, required=(
             ("CampaignId",), ("ContactId",)), unique_together=("CampaignId", "ContactId")),
     }

@@ -12,7 +12,7 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from worker.crm.salesforce_auth import Credentials
+from worker.crm.salesforce_auth import Credentials, Token
 from worker.crm.salesforce_errors import CLIENT_ERRORS, SessionExpiredError, from_exception
 from worker.crm.salesforce_limits import ApiAllowance
 
@@ -88,6 +88,10 @@ class SalesforceClient:
         )
         self._log.info("salesforce_connected", instance_url=token.instance_url)
         return self._sf
+
+    def fetch_token(self) -> Token:
+        """A fresh token from the credentials (the Pub/Sub API takes it as a header)."""
+        return self._credentials.fetch(self._http)
 
     def rest(self, method: str, path: str, body: Any = None, what: str = "") -> Any:
         """``method`` on ``/services/data/vXX.X/{path}`` with a JSON body; the decoded reply."""

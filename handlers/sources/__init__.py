@@ -1,0 +1,1 @@
+"""Sources: which CRM changes become which CloudEvents (``sources:`` in YAML)."""

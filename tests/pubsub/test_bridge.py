@@ -1,0 +1,101 @@
+"""The bridge against the Pub/Sub test server and the real RabbitMQ: changes in, CloudEvents out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.integration.broker import Names, channel
+from tests.pubsub.conftest import RunningBridge, bridge_settings
+from tests.pubsub.server import PubSubServer
+from tests.sfserver import SalesforceServer
+from tests.waiting import wait_until
+from worker.bridge.replay import BrokerReplayStore
+
+
+def _create(org: SalesforceServer, name: str, body: dict[str, Any]) -> str:
+    with org.org.transaction() as tx:
+        return org.org.create(tx, name, body)
+
+
+def _queued(names: Names) -> list[dict[str, Any]]:
+    """Everything on the work queue, left there (peeked and put back)."""
+    bodies = []
+    with channel() as ch:
+        while True:
+            method, _p, body = ch.basic_get(names.settings["queue"], auto_ack=False)
+            if method is None:
+                break
+            bodies.append(json.loads(body))
+        # closing the channel returns every unacked message to the queue
+    return bodies
+
+
+def _complaint(org: SalesforceServer, n: int) -> str:
+    return _create(org, "Case", {"Subject": f"Late delivery {n}", "Type": "Complaint",
+                                 "Priority": "High", "Description": f"Third late delivery ({n})",
+                                 "AccountId": "001TEST0000000001AAA"})
+
+
+def _wait_subscribed(pubsub: PubSubServer, count: int = 1) -> None:
+    wait_until(lambda: pubsub.subscribes >= count, what="the bridge to subscribe")
+
+
+def test_complaint_case_becomes_a_complaint_event(org: SalesforceServer, pubsub: PubSubServer,
+                                                  names: Names) -> None:
+    with RunningBridge(bridge_settings(org, pubsub, names)) as bridge:
+        _wait_subscribed(pubsub)
+        case_id = _complaint(org, 1)
+        _create(org, "Case", {"Subject": "How do I export?", "Type": "Question"})
+        events = wait_until(lambda: _queued(names), what="the complaint on the queue")
+        wait_until(lambda: bridge.metrics.value("winback_bridge_changes_ignored_total",
+                                                entity="Case") >= 1, what="the question ignored")
+    assert len(events) == 1
+    event = events[0]
+    assert event["type"] == "crm.complaint.logged"
+    assert event["id"].startswith(f"complaint-case:{case_id}:")
+    assert event["data"] | {"logged_at": None} == {
+        "account_id": "001TEST0000000001AAA", "complaint_id": case_id, "severity": "high",
+        "summary": "Third late delivery (1)", "owner_id": org.org.user_id, "logged_at": None}
+
+
+def test_restart_resumes_after_the_stored_replay_id_without_doubles(
+        org: SalesforceServer, pubsub: PubSubServer, names: Names) -> None:
+    settings = bridge_settings(org, pubsub, names)
+    with RunningBridge(settings):
+        _wait_subscribed(pubsub)
+        _complaint(org, 1)
+        wait_until(lambda: len(_queued(names)) == 1, what="the first complaint")
+    _complaint(org, 2)  # while the bridge is down
+    with RunningBridge(settings):
+        wait_until(lambda: len(_queued(names)) >= 2, what="the complaint made while it was down")
+        _complaint(org, 3)
+        ids = wait_until(lambda: (lambda q: q if len(q) >= 3 else None)(
+            [e["id"] for e in _queued(names)]), what="three complaints")
+    assert len(ids) == len(set(ids)) == 3
+
+
+def test_a_stored_replay_id_past_retention_restarts_from_earliest_and_says_so(
+        org: SalesforceServer, pubsub: PubSubServer, names: Names) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    settings = bridge_settings(org, pubsub, names)
+    _complaint(org, 1)
+    with channel() as ch:
+        ch.confirm_delivery()
+        store = BrokerReplayStore(ch, settings.bridge_replay_queue, "/data/ChangeEvents")
+        store.save(b"\x00" * 8, now=datetime.now(UTC) - timedelta(hours=80))
+    with RunningBridge(settings) as bridge:
+        wait_until(lambda: len(_queued(names)) == 1, what="the retained complaint, from EARLIEST")
+    assert bridge.metrics.value("winback_bridge_replay_expired_total") == 1
+    assert bridge.metrics.value("winback_bridge_possibly_missed_seconds") > 7 * 3600
+
+
+def test_an_expired_session_logs_in_again(org: SalesforceServer, pubsub: PubSubServer,
+                                          names: Names) -> None:
+    with RunningBridge(bridge_settings(org, pubsub, names)):
+        _wait_subscribed(pubsub)
+        org.expire_sessions()  # the schema of the next change can only be read after a new login
+        _complaint(org, 1)
+        wait_until(lambda: len(_queued(names)) == 1, what="the complaint after a new login")
+    assert len(org.tokens) == 1

@@ -1,0 +1,199 @@
+"""The bridge's loop: subscribe, decode, map, publish with confirms, store the replay id; reconnect.
+
+Nothing lost: the replay id of a response is stored only after the broker confirmed every event
+of it (and of all before it). Nothing doubled: a change replayed after a crash gets the same
+CloudEvent id, which the worker's ledger has already seen.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import grpc
+import structlog
+from tenacity import RetryCallState, wait_exponential_jitter
+
+from handlers.errors import ConfigError, PermanentError, TransientError
+from handlers.sources.mapping import Change, UnmappableError, build, select, unmet
+from handlers.sources.model import Source, fields_read
+from worker.bridge.avro import SchemaCache
+from worker.bridge.eventbus import pubsub_api_pb2 as pb
+from worker.bridge.eventbus import pubsub_api_pb2_grpc as pb_grpc
+from worker.bridge.metrics import BridgeMetrics
+from worker.bridge.publisher import BridgePublisher
+from worker.bridge.session import Subscription, auth_metadata
+from worker.crm.salesforce_auth import Token
+
+Fetch = Callable[[str, str, Sequence[str]], Mapping[str, Any]]  # entity, id, fields -> record
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    topic: str
+    org_id: str
+    batch: int
+    retention: timedelta
+    max_backoff: float
+
+
+class Bridge:
+    """Runs one topic's subscription until ``stop`` is set."""
+
+    def __init__(self, config: BridgeConfig, channel: grpc.Channel, token: Callable[[bool], Token],
+                 sources: Sequence[Source], fetch: Fetch, publisher: BridgePublisher,
+                 metrics: BridgeMetrics, stop: threading.Event) -> None:
+        self.config, self.metrics, self._stop = config, metrics, stop
+        self._stub = pb_grpc.PubSubStub(channel)  # type: ignore[no-untyped-call]
+        self._token, self._sources, self._fetch, self._publisher = token, sources, fetch, publisher
+        self._schemas = SchemaCache(self._get_schema)
+        self._subscription: Subscription | None = None
+        self._log = structlog.get_logger("winback.bridge").bind(topic=config.topic)
+        self._renew = False
+
+    def run(self) -> None:
+        wait = wait_exponential_jitter(multiplier=0.2, max=self.config.max_backoff)
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                self._subscribe()
+                attempt = 0
+            except grpc.RpcError as exc:
+                attempt += 1
+                reason = exc.code().name.lower()
+                self._renew = exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                self.metrics.reconnects.labels(reason).inc()
+                self._log.warning("subscription_lost", reason=reason, detail=exc.details())
+            except TransientError as exc:
+                attempt += 1
+                self.metrics.reconnects.labels("transient").inc()
+                self._log.warning("subscription_lost", reason="transient", detail=str(exc))
+            if not self._stop.is_set() and attempt:
+                self._stop.wait(wait(cast(RetryCallState, _Retry(attempt))))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._subscription is not None:
+            self._subscription.cancel()
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        token = self._token(self._renew)
+        self._renew = False
+        return auth_metadata(token, self.config.org_id)
+
+    def _get_schema(self, schema_id: str) -> str:
+        request = pb.SchemaRequest(schema_id=schema_id)
+        try:
+            info = self._stub.GetSchema(request, metadata=self._metadata())
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                raise
+            # The session expired under a running subscription: log in again, keep the stream.
+            self._log.info("salesforce_session_expired", action="relogin")
+            self._renew = True
+            info = self._stub.GetSchema(request, metadata=self._metadata())
+        return str(info.schema_json)
+
+    def _first_request(self) -> pb.FetchRequest:
+        topic, batch = self.config.topic, self.config.batch
+        stored = self._publisher.position()
+        if stored is None:
+            self._log.info("subscription_started", replay="LATEST")
+            return pb.FetchRequest(topic_name=topic, replay_preset=pb.LATEST, num_requested=batch)
+        now = datetime.now(UTC)
+        if stored.expired(now, self.config.retention):
+            missed = (now - self.config.retention - stored.stored_at).total_seconds()
+            self.metrics.replay_expired.inc()
+            self.metrics.possibly_missed.set(missed)
+            self._log.error("replay_id_expired", stored_at=stored.stored_at.isoformat(),
+                            possibly_missed_seconds=round(missed), replay="EARLIEST",
+                            hint="changes older than the retention window were not published")
+            return pb.FetchRequest(topic_name=topic, replay_preset=pb.EARLIEST, num_requested=batch)
+        self._log.info("subscription_started", replay="CUSTOM", replay_id=stored.replay_id.hex())
+        return pb.FetchRequest(topic_name=topic, replay_preset=pb.CUSTOM,
+                               replay_id=stored.replay_id, num_requested=batch)
+
+    def _subscribe(self) -> None:
+        topic = self._stub.GetTopic(pb.TopicRequest(topic_name=self.config.topic),
+                                    metadata=self._metadata())
+        if not topic.can_subscribe:
+            raise ConfigError(f"the integration user may not subscribe to {self.config.topic}")
+        self._subscription = Subscription(self._stub, self._metadata(), self._first_request(),
+                                          self.config.batch)
+        for response in self._subscription.responses():
+            self.handle(response)
+            if self._stop.is_set():
+                break
+
+    def handle(self, response: pb.FetchResponse) -> None:
+        """Publish what the events map to, then store the last replay id (or the latest, when idle)."""
+        events: list[dict[str, Any]] = []
+        for consumer_event in response.events:
+            self.metrics.received.labels(self.config.topic).inc()
+            events += self._mapped(consumer_event.event)
+        # Idle and owed events: everything up to latest_replay_id has been seen, so keep the stored
+        # position fresh (inside the retention window) without waiting for a change.
+        idle = not response.events and response.pending_num_requested > 0
+        last = response.events[-1].replay_id if response.events else (
+            response.latest_replay_id if idle else b"")
+        self._publisher.publish(events, bytes(last) if last else None)
+        for event in events:
+            self.metrics.published.labels(event["type"]).inc()
+
+    def _mapped(self, event: pb.ProducerEvent) -> list[dict[str, Any]]:
+        try:
+            record = self._schemas.decode(event.schema_id, bytes(event.payload))
+        except PermanentError as exc:
+            self.metrics.unmapped.labels("(undecodable)").inc()
+            self._log.error("change_unmapped", reason=str(exc), event_id=event.id)
+            return []
+        out = []
+        for change in changes(record, self.config.topic):
+            mapped = self._map_one(change)
+            if mapped is not None:
+                out.append(mapped)
+        return out
+
+    def _map_one(self, change: Change) -> dict[str, Any] | None:
+        source = select(self._sources, change)
+        if source is None:
+            self.metrics.ignored.labels(change.entity).inc()
+            return None
+        try:
+            record: Mapping[str, Any] = dict(change.fields)
+            if source.fetch:
+                record = {**record, **self._fetch(change.entity, change.record_id, fields_read(source))}
+            why = unmet(source, record)
+            if why is not None:
+                self.metrics.ignored.labels(change.entity).inc()
+                self._log.debug("change_ignored", source=source.id, reason=why)
+                return None
+            return build(source, record, change, f"salesforce/{self.config.org_id}{self.config.topic}")
+        except (UnmappableError, PermanentError) as exc:
+            self.metrics.unmapped.labels(source.id).inc()
+            self._log.error("change_unmapped", source=source.id, record_id=change.record_id,
+                            reason=str(exc))
+            return None
+
+
+class _Retry:
+    """The bit of tenacity's RetryCallState its wait functions read."""
+
+    def __init__(self, attempt: int) -> None:
+        self.attempt_number = attempt
+
+
+def changes(record: Mapping[str, Any], topic: str) -> list[Change]:
+    """One Change per record id: a change event may carry several records changed alike."""
+    header = record.get("ChangeEventHeader") or {}
+    fields = {k: v for k, v in record.items() if k != "ChangeEventHeader"}
+    return [
+        Change(entity=str(header.get("entityName", "")), change_type=str(header.get("changeType", "")),
+               record_id=str(record_id), fields=fields, changed=list(header.get("changedFields", [])),
+               commit_timestamp=int(header.get("commitTimestamp", 0)),
+               sequence=int(header.get("sequenceNumber", 0)), topic=topic)
+        for record_id in header.get("recordIds", [])
+    ]

@@ -1,0 +1,1 @@
+"""Generated gRPC modules of the Salesforce Pub/Sub API (see pubsub_api.proto)."""
