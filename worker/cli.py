@@ -144,6 +144,7 @@ def events_schema(out: Path | None) -> None:
 
 
 def _register_groups() -> None:
+    from worker.bridge.cli import bridge_group
     from worker.parked_cli import parked_group
     from worker.report.cli import plan_group, report
     from worker.rules_cli import rules_group
@@ -152,8 +153,6 @@ def _register_groups() -> None:
     cli.add_command(parked_group, "parked")
     cli.add_command(report, "report")
     cli.add_command(plan_group, "plan")
-    from worker.bridge.cli import bridge_group
-
     cli.add_command(bridge_group, "bridge")
 
 
