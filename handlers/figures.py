@@ -157,3 +157,14 @@ def compute_figures(plans: Iterable[Plan], tasks: Iterable[TaskView], now: datet
         _group_figures(name, members, [t for p in members for t in acks.get(p.key, [])], now)
         for name, members in sorted(groups.items())
     ]
+
+
+def outcomes_by_month(plans: Iterable[Plan], since: datetime | None = None) -> dict[str, tuple[int, int]]:
+    """(won, lost) per month the plans closed in, "2026-11" → (1, 0), oldest month first."""
+    months: dict[str, list[int]] = {}
+    for plan in plans:
+        if plan.closed_at is None or plan.outcome is None or (since and plan.opened_at < since):
+            continue
+        counts = months.setdefault(f"{plan.closed_at:%Y-%m}", [0, 0])
+        counts[0 if plan.outcome == "won" else 1] += 1
+    return {month: (won, lost) for month, (won, lost) in sorted(months.items())}

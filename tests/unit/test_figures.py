@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handlers.figures import Figures, TaskView, compute_figures
+from handlers.figures import Figures, TaskView, compute_figures, outcomes_by_month
 from handlers.plan import Change, CheckIn, Meeting, Plan, Suppression
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -79,3 +79,10 @@ def test_no_plans_gives_no_rows_and_no_closed_plans_no_rate() -> None:
     assert compute_figures([], TASKS, NOW) == []
     [f] = compute_figures([OPEN], [], NOW)
     assert (f.win_rate, f.days_to_win, f.movement_share, f.sla_attainment) == (None, None, None, None)
+
+
+def test_won_and_lost_count_in_the_month_each_plan_closed() -> None:
+    old = OLD.model_copy(update={"closed_at": T0 - timedelta(days=20)})
+    assert outcomes_by_month([WON, LOST, OPEN, old]) == {"2026-10": (1, 0), "2026-11": (1, 0),
+                                                         "2026-12": (0, 1)}
+    assert outcomes_by_month([WON, LOST, old], since=T0) == {"2026-11": (1, 0), "2026-12": (0, 1)}

@@ -7,10 +7,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
-from handlers.figures import GroupBy, compute_figures
+from handlers.figures import GroupBy, compute_figures, outcomes_by_month
 from handlers.timeline import timeline
 from worker.crm.port import Crm
 from worker.report import render
@@ -40,18 +41,26 @@ def _crm() -> Iterator[Crm]:
 @click.option("--by", "by", type=click.Choice(["all", "owner", "segment", "rule"]), default="all",
               help="One column (or line) per owner, segment or opening rule.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
-def report(since: datetime | None, by: GroupBy, fmt: str) -> None:
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a self-contained HTML page with charts here.")
+def report(since: datetime | None, by: GroupBy, fmt: str, html_file: Path | None) -> None:
     """Win-back outcomes, SLA attainment, check-ins and suppressions, from the plans in the CRM."""
     with _crm() as crm:
         plans, tasks = read_all(crm)
     now = datetime.now(UTC)
-    rows = compute_figures(plans, tasks, now, since.replace(tzinfo=UTC) if since else None, by)
+    start = since.replace(tzinfo=UTC) if since else None
+    rows = compute_figures(plans, tasks, now, start, by)
+    period = f"plans opened since {since:%Y-%m-%d}" if since else "all plans"
+    if html_file is not None:
+        from worker.report.html import report_html
+
+        html_file.write_text(report_html(rows, outcomes_by_month(plans, start), period.capitalize(), now))
+        click.echo(f"wrote {html_file}", err=True)
     if fmt == "json":
         click.echo(render.figures_json(rows))
     elif fmt == "csv":
         click.echo(render.figures_csv(rows), nl=False)
     else:
-        period = f"plans opened since {since:%Y-%m-%d}" if since else "all plans"
         out = render.console()
         for table in render.figures_table(rows, f"Win-back figures, {period}"):
             out.print(table)
