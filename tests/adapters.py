@@ -44,3 +44,9 @@ def complete_task(crm: Crm, key: str, at: datetime) -> None:
         crm.complete_task(key, at)
     else:
         _SERVERS[id(crm)].org.complete_task(key, at)
+
+
+def salesforce_rows(crm: Crm, sobject: str) -> list[dict[str, object]] | None:
+    """The rows the test org holds for ``sobject``; None for the embedded CRM."""
+    server = _SERVERS.get(id(crm))
+    return server.records(sobject) if server else None

@@ -11,7 +11,7 @@ import pytest
 
 from handlers.figures import Figures, compute_figures
 from handlers.registry import handle
-from tests.adapters import ADAPTERS, complete_task, open_crm
+from tests.adapters import ADAPTERS, complete_task, open_crm, salesforce_rows
 from tests.integration.broker import Names, channel, message_count, publish, take_all, take_all_routed
 from tests.integration.harness import make_consumer, make_settings, running
 from tests.integration.story import DECLINED, LOST, STORY, WON, summary
@@ -127,6 +127,21 @@ def test_the_method_plays_out_for_a_won_a_lost_and_a_declined_account(
     assert routing == "winback.feedback"
     assert payload["account_id"] == WON
     assert_story_figures(story_crm)
+    assert_report_fields(story_crm)
+
+
+def assert_report_fields(crm: Crm) -> None:
+    """In Salesforce, the plan carries the report fields and a timeline a person can read."""
+    rows = salesforce_rows(crm, "Winback_Plan__c")
+    if rows is None:
+        return  # the embedded CRM keeps the plan state only; `winback plan show` reads it
+    won = next(r for r in rows if r["Plan_Key__c"] == f"{WON}#1")
+    assert (won["Won_At__c"], won["Lost_At__c"]) == ("2027-01-08T14:00:00.000+0000", None)
+    assert won["First_Contact_At__c"] == "2026-11-09T14:00:00.000+0000"
+    assert (won["Last_Movement__c"], won["Complaints__c"], won["Suppressions__c"]) == (1, 2, 1)
+    lines = str(won["Timeline__c"]).splitlines()
+    assert "story-07 [revived-close-as-won] closed as won" in lines[0]
+    assert any("[apologise-once] suppressed apology" in line for line in lines)
 
 
 def assert_story_figures(crm: Crm) -> None:

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from handlers.actions import AddToCampaign, CreateTask, DraftEmail, Provenance, ScheduleCheckIn
+from handlers.figures import DISCOVERY_MEETING
 from handlers.plan import Plan
+from handlers.timeline import timeline_text
 from worker.crm.port import Record
 from worker.crm.records import iso
 
@@ -23,11 +25,17 @@ _PROVENANCE = ("Winback_Plan_Key__c", "Winback_Event_Id__c", "Winback_Rule_Id__c
 # The fields the adapter writes per object (the start-up check requires them) and reads back.
 OUTBOX = "Outbox_Json__c"
 LEDGER_FIELDS = (LEDGER_KEY, "Event_Type__c", "Account_Id__c", OUTBOX)
+# Written for Salesforce reports and people reading the plan; never read back (the JSON state is).
+TIMELINE_LENGTH = 32768  # Timeline__c's length in the shipped metadata
+REPORT_FIELDS = (
+    "First_Contact_At__c", "Won_At__c", "Lost_At__c", "Last_Movement__c", "Complaints__c",
+    "Checkins_Scheduled__c", "Suppressions__c", "Timeline__c",
+)
 PLAN_FIELDS = (
     "Name", PLAN_KEY, "Account_Id__c", "Account__c", "Seq__c", "Stage__c", "Outcome__c", "Approach__c",
     "Opened_At__c", "Closed_At__c", "Closing_Reason__c", "Desired_Result__c", "Lapse_Reason__c",
     "Annual_Value__c", "Checkins_Done__c", "Checkins_Without_Movement__c", "Do_Not_Contact__c",
-    "Apology_Drafted__c", "Last_Sentiment__c", "State_Json__c",
+    "Apology_Drafted__c", "Last_Sentiment__c", "State_Json__c", *REPORT_FIELDS,
 )
 TASK_FIELDS = (
     "Subject", "Description", "ActivityDate", "Priority", "Status", "OwnerId", "WhatId", "WhoId",
@@ -90,10 +98,25 @@ def plan_body(plan: Plan, owner_id: str | None = None) -> dict[str, Any]:
         "Do_Not_Contact__c": plan.do_not_contact, "Apology_Drafted__c": plan.apology == "drafted",
         "Last_Sentiment__c": plan.last_sentiment,
         "State_Json__c": json.dumps(plan.model_dump(mode="json"), separators=(",", ":")),
+        **report_fields(plan),
     }
     if owner_id:  # an upsert sends nulls to clear fields, but never a null owner
         body["OwnerId"] = owner_id
     return body
+
+
+def report_fields(plan: Plan) -> dict[str, Any]:
+    """The figures' inputs as plain fields, so Salesforce reports need not parse the JSON state."""
+    contact = [m.held_at for m in plan.meetings if m.kind == DISCOVERY_MEETING]
+    movement = next((m.movement for m in reversed(plan.meetings) if m.movement is not None), None)
+    return {
+        "First_Contact_At__c": iso(min(contact)) if contact else None,
+        "Won_At__c": iso(plan.closed_at) if plan.outcome == "won" else None,
+        "Lost_At__c": iso(plan.closed_at) if plan.outcome == "lost" else None,
+        "Last_Movement__c": movement, "Complaints__c": len(plan.complaints),
+        "Checkins_Scheduled__c": len(plan.checkins), "Suppressions__c": len(plan.suppressed),
+        "Timeline__c": timeline_text(plan, TIMELINE_LENGTH) or None,
+    }
 
 
 def task_body(a: CreateTask) -> dict[str, Any]:
