@@ -18,6 +18,7 @@ from worker.metrics import Metrics, serve
 from worker.policy import RetryPolicy
 from worker.processing import Batching, ProcessingLanes
 from worker.queue_depths import QueueDepths
+from worker.report.sampler import FigureSampler
 from worker.rules_source import RulesHolder, RulesWatcher, load_snapshot
 from worker.session import AmqpSession
 from worker.settings import Settings
@@ -42,6 +43,7 @@ class App:
     metrics: Metrics
     server: ThreadingHTTPServer | None = None
     depths: QueueDepths | None = None
+    figures: FigureSampler | None = None
 
     def run(self, exit_when_idle: float | None = None) -> None:
         log = structlog.get_logger("winback")
@@ -55,10 +57,14 @@ class App:
             self.watcher.start()
             if self.depths is not None:
                 self.depths.start()
+            if self.figures is not None:
+                self.figures.start()
             self.consumer.run(exit_when_idle)
         finally:
             if self.depths is not None:
                 self.depths.stop()
+            if self.figures is not None:
+                self.figures.stop()
             self.watcher.stop()
             self.crm.close()
             if self.server is not None:
@@ -100,11 +106,12 @@ def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | Non
     watcher = RulesWatcher(settings.rules, holder, settings.rules_poll_seconds, loaded=loaded,
                            metrics=metrics, resolve=crm.resolve_owners)
     meter_api_calls(crm, metrics)
-    server = depths = None
+    server = depths = figures = None
     if settings.metrics_port:
         server = serve(metrics, settings.metrics_port, healthy=consumer.is_consuming)
         depths = QueueDepths(settings, metrics)
-    return App(settings, crm, consumer, stop, watcher, metrics, server, depths)
+        figures = FigureSampler(lambda: build_crm(settings), metrics)  # its own CRM connection
+    return App(settings, crm, consumer, stop, watcher, metrics, server, depths, figures)
 
 
 def consume(settings: Settings, processor: Processor, metrics: Metrics, stop: StopToken) -> AmqpSession:

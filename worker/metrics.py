@@ -39,6 +39,15 @@ class Metrics:
         self.crm_access_refused = Counter(
             "winback_crm_access_refused", "Times the CRM refused the worker itself (pauses).", registry=r
         )
+        self.plans = Gauge(
+            "winback_plans", "Win-back plans in the CRM: opened, won, lost, open; sampled.", ["state"],
+            registry=r,
+        )
+        self.complaint_acks = Gauge(
+            "winback_complaint_acknowledgements",
+            "Complaint acknowledgements by verdict: in_sla, late, not_yet; sampled.", ["verdict"],
+            registry=r,
+        )
         self.queue_messages = Gauge(
             "winback_queue_messages", "Messages ready in each queue (work, retry, parked), sampled.",
             ["queue", "role"], registry=r,

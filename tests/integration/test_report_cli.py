@@ -15,6 +15,8 @@ from handlers.actions import CreateTask, EventChange, Provenance, SavePlan
 from tests.unit.test_figures import LOST, OPEN, T0, WON
 from worker.cli import _register_groups, cli
 from worker.crm.local import LocalCrm
+from worker.metrics import Metrics
+from worker.report.sampler import FigureSampler
 
 _register_groups()
 
@@ -85,3 +87,14 @@ def test_plan_show_for_an_unknown_account_says_so(env: dict[str, str]) -> None:
     result = CliRunner().invoke(cli, ["plan", "show", "NOPE"], env=env)
     assert result.exit_code == 1
     assert "no plan for account 'NOPE'" in result.output
+
+
+def test_the_figures_are_sampled_into_prometheus_gauges(env: dict[str, str]) -> None:
+    metrics = Metrics()
+    FigureSampler(lambda: LocalCrm(env["WINBACK_LOCAL_CRM_PATH"]), metrics,
+                  clock=lambda: T0 + timedelta(days=1)).sample()
+    value = metrics.registry.get_sample_value
+    assert [value("winback_plans", {"state": s}) for s in ("opened", "won", "lost", "open")] == [
+        3, 1, 1, 1]
+    assert [value("winback_complaint_acknowledgements", {"verdict": v})
+            for v in ("in_sla", "late", "not_yet")] == [1, 0, 0]
