@@ -6,20 +6,20 @@ is skipped (the gauge keeps its last value and ``winback_broker_connected`` tell
 
 from __future__ import annotations
 
-import threading
-
 import pika
-import structlog
 from pika.exceptions import AMQPError
 
 from worker.amqp import connection_parameters
 from worker.metrics import Metrics
+from worker.sampling import PeriodicSampler
 from worker.settings import Settings
 from worker.topology import Topology
 
 
-class QueueDepths:
+class QueueDepths(PeriodicSampler):
     """Every ``interval`` seconds: ``winback_queue_messages{queue, role}`` for each queue."""
+
+    skipped = (AMQPError, OSError)
 
     def __init__(self, settings: Settings, metrics: Metrics, interval: float = 15.0) -> None:
         topology = Topology.from_settings(settings)
@@ -27,18 +27,7 @@ class QueueDepths:
         self._queues += [(topology.retry_queue(t), "retry") for t in range(len(topology.retry_delays))]
         self._settings = settings
         self._metrics = metrics
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="winback-queue-depths", daemon=True)
-        self._log = structlog.get_logger("winback.queues")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:  # started
-            self._thread.join(timeout=5)
+        super().__init__("winback-queue-depths", interval)
 
     def sample(self) -> None:
         """One sample of every queue (a queue not declared yet is left out)."""
@@ -55,11 +44,3 @@ class QueueDepths:
         finally:
             if connection.is_open:
                 connection.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sample()
-            except (AMQPError, OSError) as exc:
-                self._log.debug("queue_depths_skipped", error=repr(exc))
-            self._stop.wait(self._interval)

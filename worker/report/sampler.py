@@ -6,39 +6,28 @@ it is not per scrape); a failed sample is skipped and the gauges keep their last
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-
-import structlog
 
 from handlers.errors import WinbackError
 from handlers.figures import Figures, compute_figures
 from worker.crm.port import Crm
 from worker.metrics import Metrics
 from worker.report.source import read_all
+from worker.sampling import PeriodicSampler
 
 
-class FigureSampler:
+class FigureSampler(PeriodicSampler):
     """Every ``interval`` seconds: ``winback_plans{state}`` and ``winback_complaint_acks{verdict}``."""
+
+    skipped = (WinbackError, ValueError)  # CRM away, or a plan it cannot read
 
     def __init__(self, open_crm: Callable[[], Crm], metrics: Metrics, interval: float = 300.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._open_crm = open_crm
         self._metrics = metrics
-        self._interval = interval
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="winback-figures", daemon=True)
-        self._log = structlog.get_logger("winback.figures")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:  # started
-            self._thread.join(timeout=5)
+        super().__init__("winback-figures", interval)
 
     def sample(self) -> None:
         crm = self._open_crm()
@@ -55,11 +44,3 @@ class FigureSampler:
         for verdict, count in (("in_sla", figures.sla_met), ("late", figures.sla_late),
                                ("not_yet", figures.sla_not_yet)):
             self._metrics.complaint_acks.labels(verdict=verdict).set(count)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sample()
-            except (WinbackError, ValueError) as exc:  # CRM away, or a plan it cannot read
-                self._log.info("figures_sample_skipped", error=str(exc))
-            self._stop.wait(self._interval)
