@@ -14,7 +14,9 @@ from handlers.registry import handle
 from worker.crm.factory import build_crm
 from worker.crm.port import Crm, MetersApiCalls
 from worker.dispatch import Processor
+from worker.health import Health
 from worker.metrics import Metrics, serve
+from worker.pause import CrmAccessPause
 from worker.policy import RetryPolicy
 from worker.processing import Batching, ProcessingLanes
 from worker.queue_depths import QueueDepths
@@ -102,23 +104,28 @@ def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | Non
     crm = crm or build_crm(settings)
     processor = Processor(crm, holder.current, handle, utcnow, RetryPolicy(settings.retry_delays))
     stop = StopToken()
-    consumer = consume(settings, processor, metrics, stop)
+    pause = CrmAccessPause(crm, metrics, stop)
+    consumer = consume(settings, processor, metrics, stop, pause)
     watcher = RulesWatcher(settings.rules, holder, settings.rules_poll_seconds, loaded=loaded,
                            metrics=metrics, resolve=crm.resolve_owners)
     meter_api_calls(crm, metrics)
     server = depths = figures = None
     if settings.metrics_port:
-        server = serve(metrics, settings.metrics_port, healthy=consumer.is_consuming)
+        health = Health(consumer, settings.stall_limit)
+        server = serve(metrics, settings.metrics_port, ready=health.ready, live=health.live)
         depths = QueueDepths(settings, metrics)
         figures = FigureSampler(lambda: build_crm(settings), metrics)  # its own CRM connection
     return App(settings, crm, consumer, stop, watcher, metrics, server, depths, figures)
 
 
-def consume(settings: Settings, processor: Processor, metrics: Metrics, stop: StopToken) -> AmqpSession:
-    """The consumer in its two halves: the AMQP session and the processing lanes it feeds."""
+def consume(settings: Settings, processor: Processor, metrics: Metrics, stop: StopToken,
+            pause: CrmAccessPause | None = None) -> AmqpSession:
+    """The consumer in its two halves: the AMQP session and the processing lanes it feeds; a
+    CRM that refuses the worker pauses it through ``pause``."""
     batching = Batching(settings.batch_size, settings.batch_wait_ms / 1000, settings.crm_concurrency)
     processing = ProcessingLanes(processor, batching, metrics, stop)
-    return AmqpSession(settings, Topology.from_settings(settings), processing, metrics, stop)
+    return AmqpSession(settings, Topology.from_settings(settings), processing, metrics, stop,
+                       on_pause=pause.refused if pause else None)
 
 
 def meter_api_calls(crm: Crm, metrics: Metrics) -> None:

@@ -19,7 +19,7 @@ from handlers.outcome import Outcome
 from handlers.plan import Plan, Suppression
 from handlers.rules.ruleset import RuleSet
 from worker.crm.port import Crm, Outgoing
-from worker.policy import Ack, Disposition, Retry, RetryPolicy
+from worker.policy import Ack, Disposition, Pause, Retry, RetryPolicy
 
 Handle = Callable[[Event, Plan | None, RuleSet, datetime], Outcome]
 
@@ -53,7 +53,7 @@ class _Batch:
     seen: set[str]
     outbox: Mapping[str, tuple[Outgoing, ...]]
     results: dict[int, Result]
-    failed_accounts: set[str] = field(default_factory=set)
+    failed_accounts: dict[str, Disposition] = field(default_factory=dict)
 
 
 class _HeldBack(TransientError):
@@ -122,7 +122,7 @@ class Processor:
         for message, event in wave:
             ids = _ids(event)
             if event.account_id in batch.failed_accounts:
-                self._fail(batch, message, event, _HeldBack("an earlier event failed"))
+                self._hold_back(batch, message, event)
             elif event.id in batch.seen:
                 # Applied before, but maybe never acked because the worker died before publishing:
                 # publish what the ledger kept again (listeners drop repeats by message id).
@@ -158,9 +158,18 @@ class Processor:
         """The one per-message boundary for a failed event: the policy decides, and any failure
         that will be retried holds back the account's later events, so none overtakes it."""
         result = self._result(message, error, _ids(event))
-        if isinstance(result.disposition, Retry):
-            batch.failed_accounts.add(event.account_id)
+        if isinstance(result.disposition, Retry | Pause):
+            batch.failed_accounts[event.account_id] = result.disposition
         batch.results[message.tag] = result
+
+    def _hold_back(self, batch: _Batch, message: Message, event: Event) -> None:
+        """A later event of an account whose earlier one failed: released with it while paused
+        (no attempt spent), otherwise retried after it."""
+        earlier = batch.failed_accounts[event.account_id]
+        if isinstance(earlier, Pause):
+            batch.results[message.tag] = Result(earlier, log=_ids(event) | {"held_back": True})
+        else:
+            self._fail(batch, message, event, _HeldBack("an earlier event failed"))
 
     def _result(self, message: Message, error: BaseException, ids: dict[str, Any]) -> Result:
         return Result(self._policy.decide(error, message.attempts), log=ids | {"error": str(error)})

@@ -64,18 +64,24 @@ class Metrics:
         )
 
 
-def serve(metrics: Metrics, port: int, healthy: Callable[[], bool]) -> ThreadingHTTPServer:
-    """Serve ``/metrics``, ``/healthz`` (process alive) and ``/readyz`` (consuming) on ``port``."""
+Probe = Callable[[], tuple[bool, str]]
+
+
+def _always_live() -> tuple[bool, str]:
+    return True, "ok"
+
+
+def serve(metrics: Metrics, port: int, ready: Probe, live: Probe = _always_live) -> ThreadingHTTPServer:
+    """Serve ``/metrics``, ``/healthz`` (``live``) and ``/readyz`` (``ready``) on ``port``; each
+    probe answers 200 or 503 with its reason (see ``worker.health``)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._reply(200, generate_latest(metrics.registry), "text/plain; version=0.0.4")
-            elif self.path == "/healthz":
-                self._reply(200, b"ok\n", "text/plain")
-            elif self.path == "/readyz":
-                ok = healthy()
-                self._reply(200 if ok else 503, b"ready\n" if ok else b"not consuming\n", "text/plain")
+            elif self.path in ("/healthz", "/readyz"):
+                ok, why = (live if self.path == "/healthz" else ready)()
+                self._reply(200 if ok else 503, f"{why}\n".encode(), "text/plain")
             else:
                 self._reply(404, b"not found\n", "text/plain")
 

@@ -1,10 +1,10 @@
-"""The one decision per message: acknowledge, retry later through the broker, or park with a reason."""
+"""The one decision per message: acknowledge, retry later through the broker, pause, or park."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handlers.errors import PermanentError, TransientError
+from handlers.errors import CrmAccessError, PermanentError, TransientError
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,16 @@ class Park:
     error: str  # the error class name, for x-winback-error
 
 
-Disposition = Ack | Retry | Park
+@dataclass(frozen=True)
+class Pause:
+    """The CRM refuses the worker itself: release the message to its queue (no attempt counted)
+    and pause consumption until the CRM accepts the worker again. Never parks."""
+
+    reason: str
+    error: str
+
+
+Disposition = Ack | Retry | Park | Pause
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,8 @@ class RetryPolicy:
         if error is None:
             return Ack()
         name = type(error).__name__
+        if isinstance(error, CrmAccessError):
+            return Pause(reason=str(error) or name, error=name)
         if isinstance(error, PermanentError):
             return Park(reason=str(error) or name, error=name)
         # Transient errors, and bugs we did not foresee, get the bounded retries; a bug that keeps

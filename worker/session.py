@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,13 +26,18 @@ from typing import Any
 import pika
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.exceptions import AMQPError, ChannelClosedByBroker
+from pika.exceptions import (
+    AMQPError,
+    ChannelClosedByBroker,
+    ProbableAccessDeniedError,
+    ProbableAuthenticationError,
+)
 
-from handlers.errors import ConfigError
+from handlers.errors import BrokerLostError, BrokerRefusedError, ConfigError
 from worker.amqp import connection_parameters
 from worker.dispatch import Message, Result
 from worker.metrics import Metrics
-from worker.policy import Ack, Park, Retry
+from worker.policy import Ack, Park, Pause, Retry
 from worker.processing import Delivery, ProcessingLanes
 from worker.settings import Settings
 from worker.stop import StopToken
@@ -41,14 +47,26 @@ ATTEMPTS_HEADER = "x-winback-attempts"
 PRECONDITION_FAILED = 406
 LOOP_TICK = 0.2  # seconds the I/O loop waits for frames before it looks at stop/pause again
 LOOP_STALLED_AFTER = 10.0  # an I/O loop silent this long is not alive
+RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0  # seconds between connection attempts, doubling
+REFUSALS = (ProbableAuthenticationError, ProbableAccessDeniedError, ssl.SSLCertVerificationError)
+OnPause = Callable[[Pause, "AmqpSession"], None]
 
 
 @dataclass(frozen=True)
 class Progress:
-    """For health checks: monotonic times of the last settle and of the last I/O-loop turn."""
+    """For health checks: monotonic times of the last settle, of the last I/O-loop turn, and since
+    when messages have been waiting (``busy_since``), with how many are unsettled."""
 
     last_settled_at: float
     io_loop_at: float
+    busy_since: float = 0.0
+    in_flight: int = 0
+
+    def stalled_for(self, now: float | None = None) -> float:
+        """Seconds the processing side has settled nothing while messages waited (0: none wait)."""
+        if self.in_flight <= 0:
+            return 0.0
+        return (now or time.monotonic()) - max(self.last_settled_at, self.busy_since)
 
     def io_loop_alive(self, now: float | None = None) -> bool:
         return (now or time.monotonic()) - self.io_loop_at < LOOP_STALLED_AFTER
@@ -58,9 +76,10 @@ class AmqpSession:
     """Consumes the work queue until the stop token is set; reconnects when the broker goes."""
 
     def __init__(self, settings: Settings, topology: Topology, processing: ProcessingLanes,
-                 metrics: Metrics, stop: StopToken) -> None:
+                 metrics: Metrics, stop: StopToken, on_pause: OnPause | None = None) -> None:
         self._settings, self._topology, self._processing = settings, topology, processing
         self._metrics, self._stop = metrics, stop
+        self._on_pause = on_pause or (lambda _pause, session: session.pause_consumption())
         self._log = structlog.get_logger("winback.consumer")
         self._params = connection_parameters(settings)
         self._settled = threading.Condition()  # guards _in_flight; never taken by a signal handler
@@ -71,12 +90,18 @@ class AmqpSession:
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._tag: str | None = None
-        self._last_settled = self._last_activity = self._loop_at = time.monotonic()
+        self._last_settled = self._last_activity = self._loop_at = self._busy_since = time.monotonic()
         self._settlers: dict[type, Callable[[BlockingChannel, Delivery, Any, Any], None]] = {
-            Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park}
+            Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park,
+            Pause: self._settle_pause}
         self.connections_opened = 0
+        self._started = False
 
     # --- any thread ----------------------------------------------------------------------------
+
+    def started(self) -> bool:
+        """Has ``run`` begun (start-up checks are over)?"""
+        return self._started
 
     def is_consuming(self) -> bool:
         """True while a channel is open and taking deliveries (the readiness probe)."""
@@ -95,7 +120,7 @@ class AmqpSession:
         self._paused.clear()
 
     def progress(self) -> Progress:
-        return Progress(self._last_settled, self._loop_at)
+        return Progress(self._last_settled, self._loop_at, self._busy_since, self._in_flight)
 
     @property
     def in_flight(self) -> int:
@@ -113,23 +138,48 @@ class AmqpSession:
         """Consume until stopped (or, with ``exit_when_idle``, until the queue has been empty and
         nothing in flight for that many seconds)."""
         self._processing.start(self._post)
-        delay = 1.0
+        self._loop_at, self._started = time.monotonic(), True
+        delay, refused = RECONNECT_FIRST, False
         try:
             while not self._stop.stopping():
                 try:
                     self._session(exit_when_idle)
-                    delay = 1.0
-                except AMQPError as exc:
+                    delay, refused = RECONNECT_FIRST, False
+                except BrokerRefusedError as exc:
+                    if self.connections_opened == 0:  # a wrong password or CA at start-up: stop
+                        raise ConfigError(f"the broker refused the worker: {exc}") from exc
+                    if not refused:  # reported once; retried quietly until it works again
+                        self._log.error("broker_refused", error=str(exc), retry_in=delay)
+                    refused = True
+                    delay = self._back_off(delay)
+                except BrokerLostError as exc:
                     self._metrics.broker_reconnects.inc()
-                    self._log.warning("broker_lost", error=repr(exc), retry_in=delay)
-                    self._stop.pause(delay)
-                    delay = min(delay * 2, 30.0)
+                    self._log.warning("broker_lost", error=str(exc), retry_in=delay)
+                    delay = self._back_off(delay)
         finally:
             self._processing.close(self._settings.grace_period)
 
-    def _session(self, exit_when_idle: float | None) -> None:
-        connection = pika.BlockingConnection(self._params)
+    def _back_off(self, delay: float) -> float:
+        """Wait ``delay`` (unless stopped) with the loop marked alive: waiting is its job now."""
+        deadline = time.monotonic() + delay
+        while not self._stop.stopping() and time.monotonic() < deadline:
+            self._loop_at = time.monotonic()
+            time.sleep(0.1)
+        return min(delay * 2, RECONNECT_MAX)
+
+    def _connect(self) -> BlockingConnection:
+        """Open the connection, converting pika's errors once, here."""
+        try:
+            connection = pika.BlockingConnection(self._params)
+        except REFUSALS as exc:
+            raise BrokerRefusedError(_broker_error(exc)) from exc
+        except (AMQPError, OSError) as exc:
+            raise BrokerLostError(_broker_error(exc)) from exc
         self.connections_opened += 1
+        return connection
+
+    def _session(self, exit_when_idle: float | None) -> None:
+        connection = self._connect()
         try:
             channel = connection.channel()
             self._declare(channel)
@@ -143,6 +193,8 @@ class AmqpSession:
             self._metrics.connected.set(1)
             self._loop(connection, channel, exit_when_idle)
             self._drain(connection, channel)
+        except AMQPError as exc:
+            raise BrokerLostError(_broker_error(exc)) from exc
         finally:
             self._connection, self._channel, self._tag = None, None, None
             self._metrics.connected.set(0)
@@ -163,7 +215,11 @@ class AmqpSession:
         if self._paused.is_set() and self._tag is not None:
             channel.basic_cancel(self._tag)
             self._tag = None
-            self._log.info("consumption_paused", in_flight=self._in_flight)
+            released = self._processing.unstarted()  # back to the queue, for whoever takes it next
+            for delivery in released:
+                channel.basic_nack(delivery.message.tag, requeue=True)
+            self._count_settled(len(released))
+            self._log.info("stopped_taking_deliveries", released=len(released), in_flight=self._in_flight)
         elif not self._paused.is_set() and self._tag is None:
             self._tag = channel.basic_consume(
                 self._settings.queue, functools.partial(self._on_message, self._generation))
@@ -188,6 +244,8 @@ class AmqpSession:
         attempts = int(headers.get(ATTEMPTS_HEADER, 0) or 0)
         message = Message(method.delivery_tag, method.routing_key, body, attempts)
         with self._settled:
+            if self._in_flight == 0:
+                self._busy_since = time.monotonic()
             self._in_flight += 1
         self._last_activity = time.monotonic()
         self._processing.submit(Delivery(generation, message, headers))
@@ -247,17 +305,17 @@ class AmqpSession:
                                              message_id=event.message_id, type=event.routing_key))
                 log = self._log.bind(**result.log)
                 self._settlers[type(result.disposition)](channel, delivery, result, log)
-                channel.basic_ack(delivery.message.tag)
             finally:
                 self._count_settled(1)
 
-    def _settle_ack(self, _channel: BlockingChannel, _delivery: Delivery, result: Result, log: Any) -> None:
+    def _settle_ack(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
         for suppression in result.suppressed:
             log.info("action_suppressed", action=suppression.action, key=suppression.key,
                      rule_id=suppression.rule_id, reason=suppression.reason)
             self._metrics.suppressed.labels(action=suppression.action).inc()
         log.info("event_handled")
         self._metrics.events.labels(outcome="handled").inc()
+        channel.basic_ack(delivery.message.tag)
 
     def _settle_retry(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
         retry: Retry = result.disposition  # type: ignore[assignment]  # the table picked Retry
@@ -268,6 +326,7 @@ class AmqpSession:
                               pika.BasicProperties(headers=headers, delivery_mode=2))
         log.warning("event_retry_scheduled", delay=retry.delay, attempt=message.attempts + 1)
         self._metrics.events.labels(outcome="retried").inc()
+        channel.basic_ack(message.tag)
 
     def _settle_park(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
         park: Park = result.disposition  # type: ignore[assignment]  # the table picked Park
@@ -282,3 +341,16 @@ class AmqpSession:
                               pika.BasicProperties(headers=headers, delivery_mode=2))
         log.error("event_parked", reason=park.reason)
         self._metrics.events.labels(outcome="parked").inc()
+        channel.basic_ack(message.tag)
+
+    def _settle_pause(self, channel: BlockingChannel, delivery: Delivery, result: Result, _log: Any) -> None:
+        """Back to the queue as it is (no attempt spent), and consumption pauses: one line is
+        logged by the pause, not one per message."""
+        channel.basic_nack(delivery.message.tag, requeue=True)
+        self._metrics.events.labels(outcome="released").inc()
+        self._on_pause(result.disposition, self)  # type: ignore[arg-type]  # the table picked Pause
+
+
+def _broker_error(exc: BaseException) -> str:
+    """What pika says, without the URL (which holds the password)."""
+    return f"{type(exc).__name__}: {exc}"

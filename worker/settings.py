@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     grace_period: float = Field(
         25.0, gt=0, description="Seconds to finish in-flight messages after SIGTERM."
     )
+    stall_limit: float = Field(
+        300.0, gt=0, description="Seconds without a settled message, with messages waiting, before "
+        "/healthz fails (a stuck processing thread gets the pod restarted).",
+    )
     crm: Literal["local", "salesforce"] = Field("local", description="CRM adapter.")
     local_crm_path: Path = Field(
         Path("winback-crm.sqlite3"), description="SQLite file of the embedded CRM."

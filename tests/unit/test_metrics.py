@@ -23,10 +23,11 @@ def _get(port: int, path: str) -> tuple[int, str]:
 def test_readiness_follows_the_consumer_and_liveness_is_always_ok(consuming: bool, status: int) -> None:
     metrics = Metrics()
     metrics.events.labels(outcome="parked").inc()
-    server = serve(metrics, 0, healthy=lambda: consuming)
+    server = serve(metrics, 0, ready=lambda: (consuming, "why"))
     port = server.server_address[1]
     try:
         assert _get(port, "/healthz") == (200, "ok\n")
+        assert _get(port, "/readyz")[1] == "why\n"
         assert _get(port, "/readyz")[0] == status
         code, body = _get(port, "/metrics")
         assert code == 200

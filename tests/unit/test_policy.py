@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handlers.errors import (
+    CrmAccessError,
     CrmRejectedError,
     CrmUnavailableError,
     InvalidEventError,
@@ -12,7 +13,9 @@ from handlers.errors import (
     RuleError,
     UnknownEventTypeError,
 )
-from worker.policy import Ack, Park, Retry, RetryPolicy
+from worker.crm.salesforce_auth import LoginRefusedError
+from worker.crm.salesforce_errors import PermissionMissingError, SessionExpiredError
+from worker.policy import Ack, Park, Pause, Retry, RetryPolicy
 
 POLICY = RetryPolicy(delays=(5.0, 30.0, 120.0))
 
@@ -33,6 +36,11 @@ POLICY = RetryPolicy(delays=(5.0, 30.0, 120.0))
          Park("gave up after 3 retries: CrmUnavailableError: down", "CrmUnavailableError")),
         (KeyError("bug"), 0, Retry(0, 5.0, "unexpected KeyError: 'bug'")),
         (KeyError("bug"), 3, Park("gave up after 3 retries: KeyError: 'bug'", "KeyError")),
+        (SessionExpiredError("token"), 0, Pause("token", "SessionExpiredError")),
+        (SessionExpiredError("token"), 3, Pause("token", "SessionExpiredError")),  # never parked
+        (LoginRefusedError("refused"), 1, Pause("refused", "LoginRefusedError")),
+        (PermissionMissingError("perm"), 0, Pause("perm", "PermissionMissingError")),
+        (CrmAccessError("denied"), 9, Pause("denied", "CrmAccessError")),
     ],
 )
 def test_decision_table(error: BaseException | None, attempts: int, expected: object) -> None:
