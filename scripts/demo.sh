@@ -28,8 +28,8 @@ echo "== 4. Northwind's owner acknowledges the first complaint within the SLA, t
 "$bin/winback" crm complete-task 'ACC-1001#1:acknowledge-within-sla:CMP-77' --at 2026-11-03T10:12
 "$bin/winback" crm complete-task 'ACC-1001#1:acknowledge-within-sla:CMP-81' --at 2026-11-05T17:05
 echo
-echo "== 5. Did it work? The method's figures, and one plan's timeline"
-"$bin/winback" report --html .demo/report.html
+echo "== 5. One plan's timeline, newest first: each event, the rule, and what it wrote or did not"
 "$bin/winback" plan show ACC-1001
 echo
-echo "== The same figures with charts, one self-contained page to open or attach: .demo/report.html"
+echo "== 6. Did it work? The method's figures (charts in .demo/report.html, one page to open or attach)"
+"$bin/winback" report --html .demo/report.html
