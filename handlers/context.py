@@ -8,7 +8,7 @@ checker and the handlers can never disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from handlers.errors import UnknownEventTypeError
@@ -135,17 +135,57 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, list | tuple) and not value else value
 
 
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class EventContexts:
+    """The condition and template contexts of one event, built once per event, not per rule and
+    action: the event's parts (one ``model_dump``, derived facts, settings) at construction, the
+    plan's parts again only when the run hands in a different plan (after a write). The dicts
+    handed out are shared between rules: callers read them and never modify them."""
+
+    def __init__(self, event: Event, settings: RuleSettings, now: datetime,
+                 derived: Mapping[str, Any]) -> None:
+        _check_derived(event, derived)
+        data = event.data.model_dump()
+        self._data = data
+        self._condition = {k: _blank_to_none(v) for k, v in data.items()}
+        self._condition.update({k: _blank_to_none(v) for k, v in derived.items()})
+        self._template: dict[str, Any] = {
+            **{name: data[name] for name in DATA_MODELS[event.type].model_fields}, **derived}
+        self._about = {"event": data, "event_id": event.id, "event_type": event.type,
+                       "event_time": event.time, "now": now, "settings": settings.model_dump(),
+                       "sla_minutes": settings.sla_minutes}
+        self._plan: Plan | None = None
+        self._built: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+
+    def condition(self, plan: Plan) -> dict[str, Any]:
+        """Event data fields (extra CRM fields too), derived facts, and ``plan.<name>``."""
+        return self._for(plan)[0]
+
+    def template(self, plan: Plan) -> dict[str, Any]:
+        """Top-level variables every text has: exactly ``template_variables(event.type)``.
+
+        The realiser adds each text's ``per_action`` variables, so none is there where it means
+        nothing."""
+        return self._for(plan)[1]
+
+    def _for(self, plan: Plan) -> tuple[dict[str, Any], dict[str, Any]]:
+        if plan is not self._plan:
+            view = plan_view(plan)
+            condition = self._condition | {f"plan.{k}": _blank_to_none(v) for k, v in view.items()}
+            template = {**self._template, **_resolved(self._data, plan), **self._about, "plan": view}
+            self._plan, self._built = plan, (condition, template)
+        return self._built
+
+
 def condition_context(event: Event, plan: Plan, derived: Mapping[str, Any]) -> dict[str, Any]:
-    """Event data fields (extra CRM fields too), derived facts, and ``plan.<name>``."""
-    _check_derived(event, derived)
-    context = {k: _blank_to_none(v) for k, v in event.data.model_dump().items()}
-    context.update({k: _blank_to_none(v) for k, v in derived.items()})
-    context.update({f"plan.{k}": _blank_to_none(v) for k, v in plan_view(plan).items()})
-    return context
+    """One event's condition context, for callers that need it once (see ``EventContexts``)."""
+    # Conditions read neither the settings nor the time: any will do.
+    return EventContexts(event, RuleSettings(), _ANY_TIME, derived).condition(plan)
 
 
-def _resolved(event: Event, plan: Plan) -> dict[str, Any]:
-    data = event.data.model_dump()
+def _resolved(data: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     values = {name: data.get(name) or getattr(plan, name, None) for name in RESOLVED}
     # Templates always have a name to show, even for a meeting whose event carries none.
     values["account_name"] = values["account_name"] or plan.account_id
@@ -159,26 +199,8 @@ def template_context(
     now: datetime,
     derived: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Top-level variables every text has: exactly ``template_variables(event.type)``.
-
-    The realiser adds each text's ``per_action`` variables, so none is there where it means nothing.
-    """
-    _check_derived(event, derived)
-    data = event.data.model_dump()
-    declared = {name: data[name] for name in DATA_MODELS[event.type].model_fields}
-    return {
-        **declared,
-        **derived,
-        **_resolved(event, plan),
-        "event": data,
-        "event_id": event.id,
-        "event_type": event.type,
-        "event_time": event.time,
-        "now": now,
-        "plan": plan_view(plan),
-        "settings": settings.model_dump(),
-        "sla_minutes": settings.sla_minutes,
-    }
+    """One event's template context, for callers that need it once (see ``EventContexts``)."""
+    return EventContexts(event, settings, now, derived).template(plan)
 
 
 def anchor_time(event: Event, now: datetime) -> datetime:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from handlers.actions import OUTREACH_KINDS, Action, SavePlan
-from handlers.context import anchor_time, condition_context, template_context
+from handlers.context import EventContexts, anchor_time
 from handlers.doubts import doubtful_fields
 from handlers.errors import RuleError
 from handlers.events import Event
@@ -47,15 +47,15 @@ class _Run:
     now: datetime
     derived: Mapping[str, Any]
     plan: Plan
+    contexts: EventContexts
+    at: datetime  # the event's anchor time: when due dates count from
     actions: list[Action] = field(default_factory=list)
     trace: list[RuleTrace] = field(default_factory=list)
     suppressed: list[Suppression] = field(default_factory=list)
 
     def scope(self, rule: Rule, index: int | None) -> Scope:
-        values = template_context(self.event, self.plan, self.rules.settings, self.now,
-                                  self.derived)
-        return Scope(self.event, self.plan, self.rules, rule.id, index, values,
-                     anchor_time(self.event, self.now))
+        return Scope(self.event, self.plan, self.rules, rule.id, index,
+                     self.contexts.template(self.plan), self.at)
 
     def write(self, rule_id: str, candidate: Candidate, at: datetime) -> None:
         self.actions.extend(candidate.actions)
@@ -97,7 +97,7 @@ class _Run:
 
 
 def _verdict(run: _Run, rule: Rule) -> RuleTrace:
-    context = condition_context(run.event, run.plan, run.derived)
+    context = run.contexts.condition(run.plan)
     try:
         verdict = evaluate(rule.when, context, run.rules.settings)
     except KeyError as exc:  # an unknown ``{setting: name}``: the rules cannot decide
@@ -106,7 +106,7 @@ def _verdict(run: _Run, rule: Rule) -> RuleTrace:
 
 
 def _apply_rule(run: _Run, rule: Rule) -> None:
-    at = anchor_time(run.event, run.now)
+    at = run.at
     several = len(rule.then) > 1
     for index, spec in enumerate(rule.then, start=1):
         for candidate in realise(spec, run.scope(rule, index if several else None)):
@@ -118,7 +118,8 @@ def run_rules(event: Event, before: Plan | None, plan: Plan, rules: RuleSet, now
     """Evaluate ``event``'s rules in file order against ``plan``; ``before`` is the stored plan."""
     for note in doubtful_fields(event.data):
         plan = record(plan, event, rules, now, METHOD, note)
-    run = _Run(event, rules, now, derived, plan)
+    run = _Run(event, rules, now, derived, plan, EventContexts(event, rules.settings, now, derived),
+               anchor_time(event, now))
     stopped_by: str | None = None
     for rule in rules.rules_for(event.type):
         if stopped_by is not None:
