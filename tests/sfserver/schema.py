@@ -155,6 +155,7 @@ class Permissions:
     objects: dict[str, set[str]] = field(default_factory=dict)  # object -> {"create", "edit"}
     user: set[str] = field(default_factory=set)
     fields: set[str] = field(default_factory=set)  # "Object.Field__c" editable
+    read_only: set[str] = field(default_factory=set)  # readable, not editable (owners fill them)
 
 
 def permission_set(path: Path) -> Permissions:
@@ -167,6 +168,8 @@ def permission_set(path: Path) -> Permissions:
     granted.user = {_text(p, "name") for p in node.iterfind("m:userPermissions", _NS)
                     if _text(p, "enabled") == "true"}
     for perm in node.iterfind("m:fieldPermissions", _NS):
+        if _text(perm, "editable") != "true" and _text(perm, "readable") == "true":
+            granted.read_only.add(_text(perm, "field"))
         if _text(perm, "editable") == "true":
             name = _text(perm, "field")
             # An activity field (objects/Activity/fields) is granted per object, Task.X and Event.X,
@@ -202,6 +205,9 @@ def _apply(obj: SObject, grants: Permissions, hidden: frozenset[str],
     fields = {}
     for name, f in obj.fields.items():
         full = f"{obj.name}.{name}"
+        if full in grants.read_only and full not in missing | hidden:
+            fields[name] = replace(f, createable=False, updateable=False)
+            continue
         if full in missing or full in hidden or (f.custom and full not in grants.fields):
             continue  # a field without read access is absent from describe and from the API
         fields[name] = f

@@ -1,0 +1,78 @@
+"""The whole loop as processes: test org -> Pub/Sub server -> bridge -> RabbitMQ -> worker -> test org."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.integration.broker import Names
+from tests.pubsub.conftest import bridge_settings
+from tests.pubsub.processes import REPO, Process, environment
+from tests.pubsub.server import PubSubServer
+from tests.pubsub.test_bridge import _queued
+from tests.sfserver import SalesforceServer
+from tests.waiting import wait_until
+
+
+def _case(org: SalesforceServer, n: int) -> str:
+    with org.org.transaction() as tx:
+        return org.org.create(tx, "Case", {
+            "Subject": f"Late delivery {n}", "Type": "Complaint", "Priority": "Medium",
+            "Description": f"The third late delivery this month ({n})",
+            "AccountId": f"001TEST{n:08d}AAA"})
+
+
+def _by_event(org: SalesforceServer, name: str, field: str) -> Counter[str]:
+    return Counter(str(r.get(field)) for r in org.records(name)
+                   if str(r.get(field) or "").startswith("complaint-case:"))
+
+
+def _env(org: SalesforceServer, pubsub: PubSubServer, names: Names) -> dict[str, str]:
+    settings = bridge_settings(org, pubsub, names, rules=REPO / "config" / "rules.yaml",
+                               retry_delays=(0.2,))
+    return environment(settings, WINBACK_CRM="salesforce")
+
+
+def test_a_complaint_case_ends_as_an_acknowledgement_task(
+        org: SalesforceServer, pubsub: PubSubServer, names: Names, tmp_path: Path) -> None:
+    env = _env(org, pubsub, names)
+    with Process(["bridge"], env, tmp_path / "bridge.log"), \
+            Process(["run"], env, tmp_path / "worker.log"):
+        wait_until(lambda: pubsub.subscribes, timeout=30, what="the bridge to subscribe")
+        case_id = _case(org, 1)
+
+        def acknowledgement() -> Any:
+            return [t for t in org.records("Task") if t.get("Winback_Kind__c") == "acknowledgement"]
+
+        tasks = wait_until(acknowledgement, timeout=40, what="the acknowledgement task")
+    assert tasks[0]["WhatId"] == "001TEST00000001AAA"
+    assert tasks[0]["Winback_Event_Id__c"].startswith(f"complaint-case:{case_id}:")
+
+
+def test_sigkill_mid_stream_loses_nothing_and_the_worker_writes_each_effect_once(
+        org: SalesforceServer, pubsub: PubSubServer, names: Names, tmp_path: Path) -> None:
+    env = _env(org, pubsub, names)
+    total = 40
+    with Process(["run"], env, tmp_path / "worker.log"):
+        bridge = Process(["bridge"], env, tmp_path / "bridge.log")
+        wait_until(lambda: pubsub.subscribes, timeout=30, what="the bridge to subscribe")
+        for n in range(total // 2):
+            _case(org, n)
+        wait_until(lambda: _by_event(org, "Winback_Ledger__c", "Event_Id__c"), timeout=30,
+                   what="the first complaints handled")
+        bridge.kill()  # mid-stream: some changes published, perhaps not yet their replay id
+        for n in range(total // 2, total):
+            _case(org, n)
+        with Process(["bridge"], env, tmp_path / "bridge.log"):
+            ledger = wait_until(
+                lambda: (lambda c: c if len(c) == total else None)(
+                    _by_event(org, "Winback_Ledger__c", "Event_Id__c")),
+                timeout=60, what=f"all {total} complaints in the ledger")
+            wait_until(lambda: not _queued(names), timeout=30, what="the queue drained")
+    tasks = _by_event(org, "Task", "Winback_Event_Id__c")
+    assert '"replay": "CUSTOM"' in (tmp_path / "bridge.log").read_text()  # resumed, not LATEST
+    assert set(ledger.values()) == {1}
+    assert len(tasks) == total and len(set(tasks.values())) == 1  # the same tasks for each, once
+    print(f"sigkill: {total} changes, {len(ledger)} events in the ledger, "
+          f"{sum(tasks.values())} tasks ({sum(tasks.values()) // total} per complaint)")
