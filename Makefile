@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	scripts/ensure-rabbitmq.sh
 	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench_bridge
 
 schemas: $(STAMP)
 	$(BIN)/winback events schema --out config/schemas

@@ -99,3 +99,30 @@ def test_an_expired_session_logs_in_again(org: SalesforceServer, pubsub: PubSubS
         _complaint(org, 1)
         wait_until(lambda: len(_queued(names)) == 1, what="the complaint after a new login")
     assert len(org.tokens) == 1
+
+
+def _owner_records(org: SalesforceServer, event_id: str, values: dict[str, Any]) -> None:
+    """The owner (Winback_Owner permission set) fills in the check-in; the test org models only
+    the integration user, who may read these fields but not edit them, so this writes directly."""
+    with org.org.transaction() as tx:
+        before = org.org.tables["Event"][event_id]
+        org.org.tables["Event"][event_id] = {**before, **values}
+        tx.changes.append(("UPDATE", "Event", {**before, **values}, list(values)))
+
+
+def test_a_recorded_check_in_becomes_a_meeting_held_event(org: SalesforceServer,
+                                                          pubsub: PubSubServer, names: Names) -> None:
+    with RunningBridge(bridge_settings(org, pubsub, names)):
+        _wait_subscribed(pubsub)
+        event_id = _create(org, "Event", {
+            "Subject": "Check-in 1 with Acme", "StartDateTime": "2026-12-01T10:00:00Z",
+            "DurationInMinutes": 30, "WhatId": "001TEST00000001AAA", "Winback_Slot__c": 1})
+        _owner_records(org, event_id, {"Winback_Sentiment__c": "1",
+                                       "Winback_Current_Beliefs__c": "Support is slow\nToo pricey"})
+        _owner_records(org, event_id, {"Winback_Outcome__c": "continuing"})
+        events = wait_until(lambda: _queued(names), what="the meeting on the queue")
+    assert [e["type"] for e in events] == ["crm.meeting.held"]
+    assert events[0]["data"] == {
+        "account_id": "001TEST00000001AAA", "meeting_id": event_id, "kind": "check_in",
+        "held_at": "2026-12-01T10:00:00.000+0000", "owner_id": org.org.user_id, "sentiment": 1,
+        "current_beliefs": ["Support is slow", "Too pricey"], "outcome": "continuing"}

@@ -45,7 +45,7 @@ def test_a_complaint_case_ends_as_an_acknowledgement_task(
         def acknowledgement() -> Any:
             return [t for t in org.records("Task") if t.get("Winback_Kind__c") == "acknowledgement"]
 
-        tasks = wait_until(acknowledgement, timeout=40, what="the acknowledgement task")
+        tasks = wait_until(acknowledgement, timeout=60, what="the acknowledgement task")
     assert tasks[0]["WhatId"] == "001TEST00000001AAA"
     assert tasks[0]["Winback_Event_Id__c"].startswith(f"complaint-case:{case_id}:")
 
@@ -53,7 +53,7 @@ def test_a_complaint_case_ends_as_an_acknowledgement_task(
 def test_sigkill_mid_stream_loses_nothing_and_the_worker_writes_each_effect_once(
         org: SalesforceServer, pubsub: PubSubServer, names: Names, tmp_path: Path) -> None:
     env = _env(org, pubsub, names)
-    total = 40
+    total = 30
     with Process(["run"], env, tmp_path / "worker.log"):
         bridge = Process(["bridge"], env, tmp_path / "bridge.log")
         wait_until(lambda: pubsub.subscribes, timeout=30, what="the bridge to subscribe")
@@ -68,7 +68,7 @@ def test_sigkill_mid_stream_loses_nothing_and_the_worker_writes_each_effect_once
             ledger = wait_until(
                 lambda: (lambda c: c if len(c) == total else None)(
                     _by_event(org, "Winback_Ledger__c", "Event_Id__c")),
-                timeout=60, what=f"all {total} complaints in the ledger")
+                timeout=120, what=f"all {total} complaints in the ledger")
             wait_until(lambda: not _queued(names), timeout=30, what="the queue drained")
     tasks = _by_event(org, "Task", "Winback_Event_Id__c")
     assert '"replay": "CUSTOM"' in (tmp_path / "bridge.log").read_text()  # resumed, not LATEST
