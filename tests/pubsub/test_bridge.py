@@ -47,7 +47,7 @@ def test_complaint_case_becomes_a_complaint_event(org: SalesforceServer, pubsub:
         _wait_subscribed(pubsub)
         case_id = _complaint(org, 1)
         _create(org, "Case", {"Subject": "How do I export?", "Type": "Question"})
-        events = wait_until(lambda: _queued(names), what="the complaint on the queue")
+        events = wait_until(lambda: _queued(names), timeout=40, what="the complaint on the queue")
         wait_until(lambda: bridge.metrics.value("winback_bridge_changes_ignored_total",
                                                 entity="Case") >= 1, what="the question ignored")
     assert len(events) == 1
@@ -120,7 +120,7 @@ def test_a_recorded_check_in_becomes_a_meeting_held_event(org: SalesforceServer,
         _owner_records(org, event_id, {"Winback_Sentiment__c": "1",
                                        "Winback_Current_Beliefs__c": "Support is slow\nToo pricey"})
         _owner_records(org, event_id, {"Winback_Outcome__c": "continuing"})
-        events = wait_until(lambda: _queued(names), what="the meeting on the queue")
+        events = wait_until(lambda: _queued(names), timeout=40, what="the meeting on the queue")
     assert [e["type"] for e in events] == ["crm.meeting.held"]
     assert events[0]["data"] == {
         "account_id": "001TEST00000001AAA", "meeting_id": event_id, "kind": "check_in",

@@ -101,8 +101,16 @@ class Bridge:
         topic, batch = self.config.topic, self.config.batch
         stored = self._publisher.position()
         if stored is None:
+            # A first start: mark it before subscribing, so that a crash before the first replay id
+            # is stored restarts from EARLIEST (replays meet the worker's ledger) instead of LATEST,
+            # which would skip what changed in between.
+            self._publisher.mark_started()
             self._log.info("subscription_started", replay="LATEST")
             return pb.FetchRequest(topic_name=topic, replay_preset=pb.LATEST, num_requested=batch)
+        if not stored.replay_id:
+            self._log.warning("subscription_started", replay="EARLIEST",
+                              reason="stopped before storing a first replay id")
+            return pb.FetchRequest(topic_name=topic, replay_preset=pb.EARLIEST, num_requested=batch)
         now = datetime.now(UTC)
         if stored.expired(now, self.config.retention):
             missed = (now - self.config.retention - stored.stored_at).total_seconds()

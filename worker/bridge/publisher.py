@@ -34,6 +34,10 @@ class BridgePublisher:
     def position(self) -> Position | None:
         return self._store.load()
 
+    def mark_started(self) -> None:
+        """Store an empty position: started, nothing confirmed yet."""
+        self._store.save(b"")
+
     def publish(self, events: Sequence[dict[str, Any]], replay_id: bytes | None) -> None:
         """Publish ``events`` in order, then store ``replay_id``: each step confirmed before the next."""
         try:
