@@ -108,12 +108,14 @@ class AddToCampaign:
 
 @dataclass(frozen=True)
 class PublishEvent:
-    """An event for other systems, published on the exchange after the CRM writes commit."""
+    """An event for other systems, published on the exchange after the CRM writes commit; with
+    ``due_at``, a timer for the worker itself, which comes back to the work queue at that time."""
 
     key: str
     routing_key: str
     payload: dict[str, Any]
     provenance: Provenance
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)

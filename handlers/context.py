@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from handlers.errors import UnknownEventTypeError
-from handlers.events import COMPLAINT, DATA_MODELS, LAPSED, MEETING, Event
+from handlers.events import COMPLAINT, DATA_MODELS, LAPSED, MEETING, TIMER, Event
 from handlers.plan import Plan
 from handlers.rules.model import RuleSettings
 
@@ -23,12 +23,12 @@ PLAN_FIELDS: tuple[str, ...] = (
     "contact_email", "annual_value", "currency", "do_not_contact", "approach", "lapse_reason",
     "desired_result", "current_beliefs", "target_beliefs", "new_experiences", "feedback",
     "discovery", "apology", "complaints", "checkins_without_movement", "outcome", "closed_at",
-    "closing_reason",
+    "closing_reason", "missed_checkins",
 )
 # Summaries of the plan's records, computed here so rules never need to count.
 PLAN_SUMMARIES: tuple[str, ...] = (
     "is_open", "checkins_done", "checkins_pending", "last_sentiment", "last_movement",
-    "complaint_count", "meeting_count",
+    "complaint_count", "meeting_count", "timers_pending", "breach_count",
 )
 PLAN_NAMES: tuple[str, ...] = PLAN_FIELDS + PLAN_SUMMARIES
 
@@ -37,6 +37,7 @@ DERIVED: Mapping[str, tuple[str, ...]] = {
     LAPSED: ("plan_reused",),
     COMPLAINT: ("repeat_complaint",),
     MEETING: ("movement", "previous_sentiment", "added_experiences"),
+    TIMER: (),
 }
 
 # Template names every event has: who and what, resolved from the event and then the plan.
@@ -119,6 +120,8 @@ def plan_view(plan: Plan) -> dict[str, Any]:
         last_movement=meetings_with_movement[-1] if meetings_with_movement else None,
         complaint_count=len(plan.complaints),
         meeting_count=len(plan.meetings),
+        timers_pending=len(plan.pending_timers),
+        breach_count=len(plan.breaches),
     )
     return view
 

@@ -20,7 +20,10 @@ from handlers.errors import InvalidEventError, UnknownEventTypeError
 LAPSED = "crm.customer.lapsed"
 COMPLAINT = "crm.complaint.logged"
 MEETING = "crm.meeting.held"
-EVENT_TYPES = (LAPSED, COMPLAINT, MEETING)
+# A timer the worker publishes to itself (``handlers.deadlines``); it never comes from the CRM.
+TIMER = "winback.timer.due"
+CRM_EVENT_TYPES = (LAPSED, COMPLAINT, MEETING)
+EVENT_TYPES = (*CRM_EVENT_TYPES, TIMER)
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 # Texts have no length limit here: a long one is fitted to its CRM field when written, with a
@@ -33,6 +36,7 @@ Label = Annotated[str, StringConstraints(strip_whitespace=True)]
 # ``.test`` and ``.local``: Salesforce keeps them, and so do we.
 Email = Annotated[str, StringConstraints(strip_whitespace=True)]
 Currency = Annotated[str, StringConstraints(strip_whitespace=True)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Severity = Literal["low", "medium", "high", "critical"]
 
 
@@ -95,11 +99,38 @@ class MeetingData(_Data):
     outcome: Literal["continuing", "revived", "declined"] | None = None
 
 
-EventData = LapsedData | ComplaintData | MeetingData
+StepState = Literal["open", "done", "pending", "cancelled", "missing"]
+
+
+class TimerData(_Data):
+    """``winback.timer.due``: at ``due_at``, look at ``step_key`` in the CRM and act if not done.
+
+    ``origin`` is the CloudEvent that set the timer (its texts are rendered as for it),
+    ``derived`` the facts its handler worked out, ``spec_index`` the place in the rule's ``then``.
+    ``observed`` is filled in by the worker from the CRM just before handling, never by a sender.
+    """
+
+    account_id: Id
+    plan_key: Key
+    timer_key: Key
+    kind: Literal["unless_done", "unless_held"]
+    step_key: Key
+    due_at: AwareDatetime
+    rule_id: Id
+    spec_index: int = Field(ge=0)
+    round: int = Field(1, ge=1, le=2)
+    severity: Severity | None = None
+    origin: dict[str, Any]
+    derived: dict[str, Any] = Field(default_factory=dict)
+    observed: StepState | None = None
+
+
+EventData = LapsedData | ComplaintData | MeetingData | TimerData
 DATA_MODELS: dict[str, type[_Data]] = {
     LAPSED: LapsedData,
     COMPLAINT: ComplaintData,
     MEETING: MeetingData,
+    TIMER: TimerData,
 }
 
 
@@ -189,7 +220,8 @@ def peek_ids(body: bytes | str) -> dict[str, str]:
 def json_schemas() -> dict[str, dict[str, Any]]:
     """One JSON Schema per event type: the envelope with ``data`` replaced by the typed model."""
     schemas: dict[str, dict[str, Any]] = {}
-    for event_type, model in DATA_MODELS.items():
+    for event_type in CRM_EVENT_TYPES:  # what the CRM sends; timers are the worker's own
+        model = DATA_MODELS[event_type]
         envelope = Envelope.model_json_schema()
         data_schema = model.model_json_schema()
         envelope["title"] = f"{event_type} (CloudEvents 1.0)"

@@ -27,7 +27,7 @@ def open_plan(event: Event, latest: Plan | None, rules: RuleSet, now: datetime,
     plan = Plan(
         key=plan_key(data.account_id, seq), account_id=data.account_id, seq=seq,
         stage="discovering", opened_at=anchor_time(event, now), opened_by=event.id,
-        account_name=getattr(data, "account_name", None), owner_id=data.owner_id,
+        account_name=getattr(data, "account_name", None), owner_id=getattr(data, "owner_id", None),
         contact_id=getattr(data, "contact_id", None),
         contact_name=getattr(data, "contact_name", None),
         contact_email=getattr(data, "contact_email", None),

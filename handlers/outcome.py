@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from handlers.actions import Action
 from handlers.events import Event
@@ -24,6 +25,15 @@ class RuleTrace:
 
 
 @dataclass(frozen=True)
+class Signal:
+    """Something worth counting that only the handler knows, e.g. a timer that acted; the worker
+    turns each into a metric (``worker.metrics``)."""
+
+    name: Literal["timer_scheduled", "timer_fired", "sla_breach"]
+    label: str  # the timer's kind, its outcome (met, acted, skipped), or the breach's severity
+
+
+@dataclass(frozen=True)
 class Outcome:
     """Everything one event leads to. ``actions`` ends with ``SavePlan`` when the plan changed."""
 
@@ -31,6 +41,7 @@ class Outcome:
     plan: Plan | None
     trace: tuple[RuleTrace, ...] = ()
     suppressed: tuple[Suppression, ...] = ()
+    signals: tuple[Signal, ...] = ()
 
 
 Handler = Callable[[Event, Plan | None, RuleSet, datetime], Outcome]

@@ -8,7 +8,7 @@ gets no outreach from the next). Every change to the plan is written to its hist
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,6 +63,8 @@ class _Run:
         if candidate.kind in OUTREACH_KINDS:
             update["contacts"] = (*self.plan.contacts, Contact(at=at, kind=candidate.kind,
                                                                 key=candidate.key))
+        if candidate.timers:
+            update["timers"] = (*update.get("timers", self.plan.timers), *candidate.timers)
         if update or candidate.change is not None:
             what = candidate.change or f"{candidate.kind} written: {candidate.key}"
             self.plan = record(self.plan, self.event, self.rules, self.now, rule_id, what,
@@ -111,6 +113,18 @@ def _apply_rule(run: _Run, rule: Rule) -> None:
     for index, spec in enumerate(rule.then, start=1):
         for candidate in realise(spec, run.scope(rule, index if several else None)):
             run.offer(rule.id, candidate, at)
+
+
+def offer_all(event: Event, plan: Plan, rules: RuleSet, now: datetime, rule_id: str,
+              steps: Iterable[Callable[[Plan], list[Candidate]]], at: datetime
+              ) -> tuple[list[Action], Plan, list[Suppression]]:
+    """Offer each step's candidates, each step realised on the plan the previous ones left: how a
+    timer runs a deadline's ``then`` outside the rules' ``when`` (``handlers.timer``)."""
+    run = _Run(event, rules, now, {}, plan)
+    for step in steps:
+        for candidate in step(run.plan):
+            run.offer(rule_id, candidate, at)
+    return run.actions, run.plan, run.suppressed
 
 
 def run_rules(event: Event, before: Plan | None, plan: Plan, rules: RuleSet, now: datetime,

@@ -36,6 +36,30 @@ class CheckIn(_Frozen):
     status: Literal["pending", "done", "cancelled"] = "pending"
 
 
+class Timer(_Frozen):
+    """A follow-up check the worker set for itself: at ``due_at`` it looks at ``step_key`` (a task
+    or check-in) in the CRM and acts if it is not done. ``round`` 2 is a second escalation."""
+
+    key: str
+    kind: Literal["unless_done", "unless_held"]
+    step_key: str
+    due_at: datetime
+    rule_id: str
+    round: int = 1
+    status: Literal["pending", "met", "acted", "cancelled"] = "pending"
+
+
+class Breach(_Frozen):
+    """A promise not kept: an acknowledgement past its deadline, or a check-in not held."""
+
+    at: datetime
+    timer_key: str
+    step_key: str
+    kind: Literal["sla", "checkin"]
+    severity: str | None = None
+    round: int = 1
+
+
 class Contact(_Frozen):
     """One outreach to the customer, counted against the contact budget."""
 
@@ -99,6 +123,9 @@ class Plan(_Frozen):
     meetings: tuple[Meeting, ...] = ()
     checkins: tuple[CheckIn, ...] = ()
     checkins_without_movement: int = 0
+    timers: tuple[Timer, ...] = ()
+    breaches: tuple[Breach, ...] = ()
+    missed_checkins: int = 0
     contacts: tuple[Contact, ...] = ()
     suppressed: tuple[Suppression, ...] = ()
     history: tuple[Change, ...] = ()
@@ -117,6 +144,10 @@ class Plan(_Frozen):
     @property
     def pending_checkins(self) -> tuple[CheckIn, ...]:
         return tuple(c for c in self.checkins if c.status == "pending")
+
+    @property
+    def pending_timers(self) -> tuple[Timer, ...]:
+        return tuple(t for t in self.timers if t.status == "pending")
 
     @property
     def last_sentiment(self) -> int | None:

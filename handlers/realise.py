@@ -27,8 +27,9 @@ from handlers.actions import (
     SetCheckInStatus,
 )
 from handlers.context import plan_view
+from handlers.deadlines import set_timer
 from handlers.errors import RuleError
-from handlers.plan import CheckIn, Plan
+from handlers.plan import CheckIn, Plan, Timer
 from handlers.rules.model import (
     ActionSpec,
     AddToSurveyAction,
@@ -130,9 +131,15 @@ def _checkin(scope: Scope, action: ScheduleCheckInsAction, slot: int, start_at: 
         contact_id=scope.values.get("contact_id"),
     )
     record = CheckIn(slot=slot, key=key, start_at=start_at)
+    actions: tuple[Action, ...] = (event,)
+    timers: tuple[Timer, ...] = ()
+    if spec.unless_held is not None:
+        grace = spec.unless_held.within.to_timedelta(scope.rules.settings.sla_minutes)
+        timer, publish = set_timer(scope, "unless_held", key, start_at + grace)
+        actions, timers = (event, publish), (timer,)
     return Candidate(
-        "check_in", key, (event,), f"check-in {slot} scheduled for {start_at.isoformat()}",
-        update={"checkins": (*scope.plan.checkins, record)},
+        "check_in", key, actions, f"check-in {slot} scheduled for {start_at.isoformat()}",
+        update={"checkins": (*scope.plan.checkins, record)}, timers=timers,
     )
 
 
@@ -189,11 +196,14 @@ def close_plan(scope: Scope, action: ClosePlanAction) -> list[Candidate]:
                                     scope.provenance),)
     checkins = tuple(c.model_copy(update={"status": "cancelled"}) if c.status == "pending" else c
                      for c in plan.checkins)
+    # Pending timers will find nothing to do when they come back: the plan says so.
+    timers = tuple(t.model_copy(update={"status": "cancelled"}) if t.status == "pending" else t
+                   for t in plan.timers)
     cancelled = f"; cancelled {', '.join(c.key for c in pending)}" if pending else ""
     closing = Candidate(
         "close", f"{plan.key}:close", actions, f"closed as {spec.outcome}: {reason}{cancelled}",
         update={"stage": spec.outcome, "outcome": spec.outcome, "closed_at": scope.anchor,
-                "closing_reason": reason, "checkins": checkins},
+                "closing_reason": reason, "checkins": checkins, "timers": timers},
     )
     if spec.follow_up is None:
         return [closing]

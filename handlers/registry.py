@@ -8,17 +8,19 @@ from types import MappingProxyType
 
 from handlers.complaint import handle_complaint
 from handlers.errors import UnknownEventTypeError
-from handlers.events import COMPLAINT, LAPSED, MEETING, Event
+from handlers.events import COMPLAINT, LAPSED, MEETING, TIMER, Event
 from handlers.lapsed import handle_lapsed
 from handlers.meeting import handle_meeting
 from handlers.outcome import Handler, Outcome
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
+from handlers.timer import handle_timer
 
 HANDLERS: Mapping[str, Handler] = MappingProxyType({
     LAPSED: handle_lapsed,
     COMPLAINT: handle_complaint,
     MEETING: handle_meeting,
+    TIMER: handle_timer,
 })
 
 

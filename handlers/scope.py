@@ -14,10 +14,11 @@ from typing import Any
 
 from handlers.actions import Action, CreateTask, Provenance
 from handlers.context import TextKind, per_action
+from handlers.deadlines import set_timer
 from handlers.errors import RuleError
 from handlers.events import ComplaintData, Event, MeetingData
 from handlers.owners import ACCOUNT_OWNER, ACCOUNT_OWNER_MANAGER, Assignee
-from handlers.plan import Plan
+from handlers.plan import Plan, Timer
 from handlers.rules.model import Duration, Owner, TaskSpec
 from handlers.rules.ruleset import RuleSet
 
@@ -33,6 +34,7 @@ class Candidate:
     update: Mapping[str, Any] = field(default_factory=dict)  # plan fields, when written
     decision: Mapping[str, Any] = field(default_factory=dict)  # plan fields, written or not
     fallback: Candidate | None = None  # written instead when blocked as once-per-plan
+    timers: tuple[Timer, ...] = ()  # added to the plan's timers, when written
 
 
 @dataclass(frozen=True)
@@ -46,17 +48,21 @@ class Scope:
     index: int | None  # the spec's place in ``then`` when the rule has several
     values: Mapping[str, Any]  # the template context
     anchor: datetime  # when the event happened for the customer
+    # A timer acting on ``event`` (its origin): the timer's event id, and a key part, e.g. late1.
+    acting_event_id: str | None = None
+    label: str | None = None
 
     @property
     def provenance(self) -> Provenance:
-        return Provenance(self.event.id, self.rule_id, self.rules.version)
+        return Provenance(self.acting_event_id or self.event.id, self.rule_id, self.rules.version)
 
     def key(self, *parts: str) -> str:
         data = self.event.data
         scope = data.complaint_id if isinstance(data, ComplaintData) else (
             data.meeting_id if isinstance(data, MeetingData) else None)
         spec = self.rule_id if self.index is None else f"{self.rule_id}.{self.index}"
-        return ":".join([self.plan.key, spec, *([scope] if scope else []), *parts])
+        label = [self.label] if self.label else []
+        return ":".join([self.plan.key, spec, *([scope] if scope else []), *label, *parts])
 
     def text(self, source: str, kind: TextKind = "message", **extra: Any) -> str:
         values = {**self.values, **per_action(kind, **extra)}
@@ -121,10 +127,17 @@ def build_task(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task", 
 
 def task_candidate(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task",
                    **extra: Any) -> Candidate:
-    """One task as a candidate: a discovery opens the discovery, outreach is an individual approach."""
+    """One task as a candidate: a discovery opens the discovery, outreach is an individual approach;
+    a task with ``unless_done`` sets its timer too."""
     task = build_task(scope, spec, key, kind, **extra)
+    actions: tuple[Action, ...] = (task,)
+    timers: tuple[Timer, ...] = ()
+    if spec.unless_done is not None:
+        timer, publish = set_timer(scope, "unless_done", key, scope.due(spec.unless_done.within))
+        actions, timers = (task, publish), (timer,)
     if spec.kind == "discovery":
-        return Candidate("discovery", key, (task,), "asked why they left: discovery open",
-                         update={"discovery": "open"}, decision={"approach": "individual"})
+        return Candidate("discovery", key, actions, "asked why they left: discovery open",
+                         update={"discovery": "open"}, decision={"approach": "individual"},
+                         timers=timers)
     decision = {"approach": "individual"} if spec.kind == "outreach" else {}
-    return Candidate(spec.kind, key, (task,), decision=decision)
+    return Candidate(spec.kind, key, actions, decision=decision, timers=timers)

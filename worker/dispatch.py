@@ -7,6 +7,7 @@ back only that account's later events.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,9 +16,10 @@ from typing import Any
 from handlers.actions import EventChange
 from handlers.errors import PermanentError, TransientError
 from handlers.events import Event, parse_event, peek_ids
-from handlers.outcome import Outcome
+from handlers.outcome import Outcome, Signal
 from handlers.plan import Plan, Suppression
 from handlers.rules.ruleset import RuleSet
+from handlers.timer import not_due, watched, with_observed
 from worker.crm.port import Crm, Outgoing
 from worker.policy import Ack, Disposition, Pause, Retry, RetryPolicy
 
@@ -42,6 +44,12 @@ class Result:
     publishes: tuple[Outgoing, ...] = ()
     log: dict[str, Any] = field(default_factory=dict)
     suppressed: tuple[Suppression, ...] = ()
+    signals: tuple[Signal, ...] = ()
+
+
+def wait_again(event: Event, body: bytes, due: datetime) -> Outgoing:
+    """A timer that arrived before its time, to publish into the delay tiers once more."""
+    return Outgoing(event.id, event.type, json.loads(body), due.isoformat())
 
 
 @dataclass
@@ -80,11 +88,19 @@ class Processor:
     def process(self, messages: Sequence[Message]) -> list[Result]:
         results: dict[int, Result] = {}
         events: list[tuple[Message, Event]] = []
+        now = self._clock()
         for message in messages:
             try:
-                events.append((message, parse_event(message.body)))
+                event = parse_event(message.body)
             except PermanentError as exc:
                 results[message.tag] = self._result(message, exc, peek_ids(message.body))  # parked
+                continue
+            due = not_due(event, now)
+            if due is not None:  # a timer on its way: back to the delay tiers, not handled yet
+                results[message.tag] = Result(Ack(), (wait_again(event, message.body, due),),
+                                              _ids(event) | {"timer_waits": due.isoformat()})
+            else:
+                events.append((message, event))
         if events:
             self._process_events(events, results)
         return [results[m.tag] for m in messages]
@@ -102,6 +118,13 @@ class Processor:
             for message, event in events:
                 self._fail(unread, message, event, exc)
             return
+        try:
+            events = self._observe(events)
+        except Exception as exc:  # noqa: BLE001 - as for the load: the timers wait and retry
+            unread = _Batch({}, set(), {}, results)
+            for message, event in events:
+                self._fail(unread, message, event, exc)
+            return
         batch = _Batch(dict(snapshot.plans), set(snapshot.processed), snapshot.outbox, results)
         pending = list(events)
         while pending:
@@ -114,6 +137,14 @@ class Processor:
                     wave.append((message, event))
             self._run_wave(wave, rules, batch)
             pending = later
+
+    def _observe(self, events: list[tuple[Message, Event]]) -> list[tuple[Message, Event]]:
+        """Timers look before they act: the state of each one's task or check-in, from the CRM."""
+        wanted = dict(w for _, e in events if (w := watched(e)) is not None)
+        if not wanted:
+            return events
+        states = self._crm.step_states(wanted)
+        return [(m, with_observed(e, states[w[0]]) if (w := watched(e)) else e) for m, e in events]
 
     def _run_wave(self, wave: list[tuple[Message, Event]], rules: RuleSet, batch: _Batch) -> None:
         now = self._clock()
@@ -150,7 +181,10 @@ class Processor:
                 if outcome.plan is not None:
                     batch.plans[event.account_id] = outcome.plan
                 publishes = tuple(Outgoing.of(p) for p in change.publishes)
-                results[message.tag] = Result(Ack(), publishes, ids | _summary(outcome), outcome.suppressed)
+                scheduled = tuple(Signal("timer_scheduled", str(p.payload["data"]["kind"]))
+                                  for p in change.publishes if p.due_at is not None)
+                results[message.tag] = Result(Ack(), publishes, ids | _summary(outcome),
+                                              outcome.suppressed, outcome.signals + scheduled)
             else:
                 self._fail(batch, message, event, error)
 

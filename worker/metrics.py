@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
+
+from handlers.outcome import Signal
 
 
 class Metrics:
@@ -59,9 +61,29 @@ class Metrics:
         self.crm_api_floor = Gauge(
             "winback_crm_api_floor", "Remaining API calls below which the worker slows down.", registry=r
         )
+        self.timers_scheduled = Counter(
+            "winback_timers_scheduled", "Timers set by handled events, by kind (unless_done, "
+            "unless_held).", ["kind"], registry=r,
+        )
+        self.timers_fired = Counter(
+            "winback_timers_fired", "Timers that came due, by outcome: met (the step was done), "
+            "acted (escalated, nudged), skipped (plan closed, already fired).", ["outcome"],
+            registry=r,
+        )
+        self.sla_breaches = Counter(
+            "winback_sla_breaches", "Acknowledgements not done by their deadline, by severity.",
+            ["severity"], registry=r,
+        )
         self.crm_checks_failed = Counter(
             "winback_crm_start_checks_failed", "Start-up CRM checks that found it unreachable.", registry=r
         )
+
+    def count(self, signals: Sequence[Signal]) -> None:
+        """The timer metrics of one handled event."""
+        counters = {"timer_scheduled": self.timers_scheduled, "timer_fired": self.timers_fired,
+                    "sla_breach": self.sla_breaches}
+        for signal in signals:
+            counters[signal.name].labels(signal.label).inc()
 
 
 Probe = Callable[[], tuple[bool, str]]

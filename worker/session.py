@@ -298,9 +298,12 @@ class AmqpSession:
             return  # that connection is gone: the broker redelivers; the CRM ledger dedupes
         for delivery, result in zip(deliveries, results, strict=True):
             try:
+                now = datetime.now(UTC)
                 for event in result.publishes:
+                    # Outgoing events go to the exchange; timers to the delay tier they wait in next.
+                    exchange, routing_key = self._topology.route(event, now)
                     channel.basic_publish(
-                        self._settings.exchange, event.routing_key, json.dumps(event.payload).encode(),
+                        exchange, routing_key, json.dumps(event.payload).encode(),
                         pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                              message_id=event.message_id, type=event.routing_key))
                 log = self._log.bind(**result.log)
@@ -313,6 +316,7 @@ class AmqpSession:
             log.info("action_suppressed", action=suppression.action, key=suppression.key,
                      rule_id=suppression.rule_id, reason=suppression.reason)
             self._metrics.suppressed.labels(action=suppression.action).inc()
+        self._metrics.count(result.signals)
         log.info("event_handled")
         self._metrics.events.labels(outcome="handled").inc()
         channel.basic_ack(delivery.message.tag)

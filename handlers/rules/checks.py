@@ -25,6 +25,7 @@ from handlers.rules.model import (
     SettingRef,
     TaskSpec,
 )
+from handlers.rules.model_actions import Again
 from handlers.rules.realised import ignored_for_each, is_inline_template, text_kind
 from handlers.templates import Templates
 
@@ -213,6 +214,8 @@ class RuleChecker:
         if isinstance(spec, PublishSpec):
             for key, text in getattr(spec, "fields", {}).items():
                 self._inline((*path, "fields", key), text, event_type, "message", False)
+        if isinstance(spec, Again) and spec.when is not None and event_type is not None:
+            self._fields((*path, "when"), event_type)  # tested against the event that set it
 
     def _for_each(self, path: Path, spec: TaskSpec, name: str, event_type: str | None) -> None:
         ignored = ignored_for_each(path, spec)

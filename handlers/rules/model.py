@@ -116,6 +116,8 @@ class RuleSettings(StrictModel):
     high_value_threshold: float = Field(10_000, ge=0)
     checkin_cadence_days: list[int] = Field(default_factory=lambda: [7, 30, 60, 90], min_length=1)
     move_on_after_checkins: int = Field(3, ge=1)
+    # Know when to move on: this many check-ins not held closes the plan (``unless_held``).
+    move_on_after_missed_checkins: int = Field(2, ge=1)
     contact_budget: ContactBudget = ContactBudget()
     banned_phrases: list[str] = Field(default_factory=lambda: [
         "Are you sure?", "we're so busy", "No problem", "I'll get back to you as soon as I can"])

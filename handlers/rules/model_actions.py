@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from handlers.rules.model_common import DEFAULT_OWNER, Duration, Owner, SettingRef, StrictModel
+from handlers.rules.model_conditions import Condition
 
 TaskKind = Literal["discovery", "prompt", "outreach", "acknowledgement", "note", "feedback",
                    "follow_up", "experience", "escalation", "offer", "survey", "review"]
@@ -26,6 +27,44 @@ class TaskSpec(StrictModel):
     reminder: bool = False  # set a reminder at the due time (the complaint SLA)
     # One task per item of a list variable, e.g. ``added_experiences``; ``{{ item }}`` is the item.
     for_each: str | None = None
+    # A timer: when ``within`` has passed and the task is not closed in the CRM, ``then`` runs.
+    unless_done: UnlessDone | None = None
+
+
+class Again(StrictModel):
+    """A second round of a deadline's ``then``, ``after`` the first, when ``when`` holds."""
+
+    after: Duration
+    when: Condition | None = None
+
+
+class UnlessDone(StrictModel):
+    """unless_done on create_task: ``within`` from the event (``{sla: true}``: the complaint SLA),
+    the task is looked up in the CRM; still open, ``then`` runs (escalate, create_task), once,
+    and ``again`` once more."""
+
+    within: Duration
+    then: list[DeadlineAction] = Field(min_length=1)
+    again: Again | None = None
+
+    @field_validator("then")
+    @classmethod
+    def _no_nested_deadline(cls, then: list[DeadlineAction]) -> list[DeadlineAction]:
+        for action in then:
+            if isinstance(action, CreateTaskAction) and action.create_task.unless_done:
+                raise ValueError("a task written by unless_done cannot have its own unless_done")
+        return then
+
+
+class UnlessHeld(StrictModel):
+    """unless_held on schedule_checkins: ``within`` after the check-in's start, the check-in is
+    looked up in the CRM; not held, ``then`` runs (a nudge for the owner), and after ``close_after``
+    missed check-ins on the plan, it closes as lost with ``close_reason``."""
+
+    within: Duration
+    then: list[DeadlineAction] = Field(default_factory=list)
+    close_after: int | SettingRef | None = None
+    close_reason: str = "{{ plan.missed_checkins }} check-ins missed: moving on"
 
 
 class ApologySpec(StrictModel):
@@ -50,6 +89,7 @@ class CheckInSpec(StrictModel):
     subject: str = "Check-in with {{ account_name }}"
     description: str | None = None
     owner: Owner = DEFAULT_OWNER
+    unless_held: UnlessHeld | None = None
 
 
 class EscalateSpec(StrictModel):
@@ -129,6 +169,12 @@ class ClosePlanAction(StrictModel):
 class PublishEventAction(StrictModel):
     publish_event: PublishSpec
 
+
+DeadlineAction = EscalateAction | CreateTaskAction
+TaskSpec.model_rebuild()
+UnlessDone.model_rebuild()
+UnlessHeld.model_rebuild()
+CheckInSpec.model_rebuild()
 
 ActionSpec = (
     CreateTaskAction | DraftApologyAction | ScheduleCheckInsAction | EscalateAction

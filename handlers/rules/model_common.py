@@ -22,16 +22,21 @@ Value = Scalar | SettingRef
 
 
 class Duration(StrictModel):
-    """``{days: 3}``, ``{hours: 4}``, ``{minutes: 20}``; parts add up. ``sla: true`` uses the SLA."""
+    """``{days: 3}``, ``{hours: 4}``, ``{minutes: 20}``; parts add up. ``sla: true`` uses the SLA.
+
+    ``seconds`` is there for timers (``unless_done``) in test rule sets, where waiting minutes
+    would make a test slow."""
 
     days: int = Field(0, ge=0, le=3650)
     hours: int = Field(0, ge=0, le=10_000)
     minutes: int = Field(0, ge=0, le=100_000)
+    seconds: int = Field(0, ge=0, le=1_000_000)
     sla: bool = False
 
     def to_timedelta(self, sla_minutes: int) -> timedelta:
         extra = timedelta(minutes=sla_minutes) if self.sla else timedelta()
-        return timedelta(days=self.days, hours=self.hours, minutes=self.minutes) + extra
+        return timedelta(days=self.days, hours=self.hours, minutes=self.minutes,
+                         seconds=self.seconds) + extra
 
 
 class Owner(StrictModel):

@@ -17,7 +17,7 @@ from handlers.actions import (
 )
 from handlers.errors import PlanConflictError
 from handlers.plan import CheckIn, Plan, plan_key
-from tests.adapters import OWNER_ID
+from tests.adapters import OWNER_ID, complete_task
 from worker.crm.port import Crm, Outgoing
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
@@ -203,3 +203,31 @@ def test_a_task_completed_in_the_crm_reads_back_done_with_its_completion_time(cr
     assert (tasks["ACC-1#1:discovery"]["status"], tasks["ACC-1#1:discovery"]["completed_at"]) == (
         "done", "2026-11-22T10:07:30Z")
     assert (tasks["ACC-1#1:other"]["status"], tasks["ACC-1#1:other"]["completed_at"]) == ("open", None)
+
+
+def test_step_states_say_whether_a_task_was_closed_and_a_checkin_held(crm: Crm) -> None:
+    task, other = _task("ACC-1", "evt-1"), _task("ACC-1", "evt-1", key="ack")
+    checkin = ScheduleCheckIn(key="ACC-1#1:checkin:1", plan_key="ACC-1#1", account_id="ACC-1",
+                              slot=1, start_at=NOW + timedelta(days=7), duration_minutes=30,
+                              subject="Check-in with Acme", description="", owner_id=OWNER_ID,
+                              provenance=_prov("evt-1"))
+    assert crm.apply([_change("evt-1", task, other, checkin, SavePlan(_plan()))]) == [None]
+    keys = {task.key: "ACC-1", other.key: "ACC-1", checkin.key: "ACC-1", "ACC-1#1:nope": "ACC-1"}
+    assert crm.step_states(keys) == {task.key: "open", other.key: "open",
+                                     checkin.key: "pending", "ACC-1#1:nope": "missing"}
+    complete_task(crm, task.key, NOW)
+    cancel = SetCheckInStatus("ACC-1#1", "ACC-1", (checkin.key,), "cancelled", "closed",
+                              _prov("evt-2"))
+    assert crm.apply([_change("evt-2", cancel, SavePlan(_plan(revision=2)))]) == [None]
+    assert crm.step_states(keys) == {task.key: "done", other.key: "open",
+                                     checkin.key: "cancelled", "ACC-1#1:nope": "missing"}
+
+
+def test_a_timer_is_kept_in_the_outbox_with_its_due_time(crm: Crm) -> None:
+    timer = PublishEvent("timer:ACC-1#1:ack:timer", "winback.timer.due", {"id": "timer:x"},
+                         _prov("evt-1"), due_at=NOW + timedelta(minutes=20))
+    assert crm.apply([_change("evt-1", timer, SavePlan(_plan()))]) == [None]
+    (kept,) = crm.load({"ACC-1"}, {"evt-1"}).outbox["evt-1"]
+    assert kept == Outgoing(timer.key, "winback.timer.due", {"id": "timer:x"},
+                            (NOW + timedelta(minutes=20)).isoformat())
+    assert kept.due == NOW + timedelta(minutes=20)

@@ -13,6 +13,8 @@ from typing import Any
 import pika
 import pytest
 
+from worker.topology import TIMER_TIERS_MS
+
 AMQP_URL = os.environ.get("WINBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
@@ -58,6 +60,7 @@ def delete_all(names: Names, retry_delays: tuple[float, ...]) -> None:
     with channel() as ch:
         queues = [s["queue"], s["parking_queue"]]
         queues += [f"{s['queue']}.retry.{int(d * 1000)}ms" for d in retry_delays]
+        queues += [f"{s['queue']}.timer.{ms}ms" for ms in TIMER_TIERS_MS]
         for q in queues:
             ch.queue_delete(q)
         ch.exchange_delete(s["exchange"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 
 from handlers.actions import CreateTask, EventChange, Provenance
 from handlers.errors import CrmUnavailableError, WinbackError
-from handlers.events import Event
+from handlers.events import Event, StepState
 from handlers.outcome import Outcome
 from handlers.plan import Plan
 from handlers.rules.model import RuleFile
@@ -64,6 +64,9 @@ class SlowCrm:
 
     def records(self, account_id: str | None = None) -> list[Record]:
         return self.inner.records(account_id)
+
+    def step_states(self, keys: Mapping[str, str]) -> dict[str, StepState]:
+        return self.inner.step_states(keys)
 
     def close(self) -> None:
         self.inner.close()

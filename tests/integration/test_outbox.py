@@ -61,7 +61,7 @@ def test_outgoing_events_of_an_applied_but_unacked_event_are_published_on_redeli
     first = Processor(crm, lambda: rules, handle, lambda: datetime.now(UTC), RetryPolicy((1.0,)))
     lost = first.process([Message(i, e["type"], json.dumps(e).encode())
                           for i, e in enumerate((LAPSE, INTERVIEW), start=1)])
-    (kept,) = lost[1].publishes
+    (kept,) = [p for p in lost[1].publishes if p.due_at is None]  # the timers wait apart
     written = crm.records(WON)
 
     # The broker redelivers both to the next worker.

@@ -16,7 +16,7 @@ from handlers.context import (
     template_variables,
 )
 from handlers.errors import RuleError, UnknownEventTypeError
-from handlers.events import COMPLAINT, EVENT_TYPES, LAPSED, MEETING, Event
+from handlers.events import COMPLAINT, CRM_EVENT_TYPES, EVENT_TYPES, LAPSED, MEETING, Event
 from handlers.outcome import Outcome
 from handlers.pipeline import finish
 from handlers.plan import Plan
@@ -221,7 +221,7 @@ def _sample(event_type: str) -> tuple[Event, Plan, dict[str, Any]]:
     return event, plan, derived[event_type]
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES)
+@pytest.mark.parametrize("event_type", CRM_EVENT_TYPES)
 def test_template_context_has_exactly_the_catalogued_variables(event_type: str) -> None:
     event, plan, derived = _sample(event_type)
     context = template_context(event, plan, default_rules().settings,
@@ -230,7 +230,7 @@ def test_template_context_has_exactly_the_catalogued_variables(event_type: str) 
     assert template_variables(event_type.removeprefix("crm.")) == template_variables(event_type)
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES)
+@pytest.mark.parametrize("event_type", CRM_EVENT_TYPES)
 def test_condition_context_has_every_catalogued_field(event_type: str) -> None:
     event, plan, derived = _sample(event_type)
     assert condition_fields(event_type) <= set(condition_context(event, plan, derived))

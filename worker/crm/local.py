@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from handlers.actions import (
     revision_marker,
 )
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
+from handlers.events import StepState
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
 from worker.crm.fitting import fit_change
@@ -214,6 +215,19 @@ class LocalCrm:
         out = [Record("plan", k, a, json.loads(s)) for k, a, s in plans]
         out += [Record(kind, k, a, json.loads(f)) for kind, k, a, f in rows]
         return out
+
+    def step_states(self, keys: Mapping[str, str]) -> dict[str, StepState]:
+        states: dict[str, StepState] = dict.fromkeys(keys, "missing")
+        with self._lock, self._errors("read"):
+            for chunk in _chunks(sorted(keys), 500):
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key, fields FROM records WHERE kind IN ('task', 'checkin') "  # noqa: S608
+                    f"AND key IN ({marks})", chunk,
+                )
+                for key, fields in rows:
+                    states[key] = json.loads(fields)["status"]
+        return states
 
     def close(self) -> None:
         with self._lock:

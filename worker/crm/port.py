@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from handlers.actions import EventChange, PublishEvent
 from handlers.errors import WinbackError
+from handlers.events import StepState
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
 
@@ -28,15 +30,24 @@ class Outgoing:
     message_id: str
     routing_key: str
     payload: dict[str, Any]
+    due_at: str | None = None  # ISO 8601: a timer, which waits in the delay tiers until then
 
     @classmethod
     def of(cls, event: PublishEvent) -> Outgoing:
-        return cls(event.key, event.routing_key, event.payload)
+        due = event.due_at.isoformat() if event.due_at else None
+        return cls(event.key, event.routing_key, event.payload, due)
+
+    @property
+    def due(self) -> datetime | None:
+        return datetime.fromisoformat(self.due_at) if self.due_at else None
 
 
 def outbox_json(outgoing: Sequence[Outgoing]) -> str | None:
     """The ledger's text for ``outgoing``; None when there is nothing to keep."""
-    return json.dumps([asdict(o) for o in outgoing], separators=(",", ":")) if outgoing else None
+    if not outgoing:
+        return None
+    kept = [{k: v for k, v in asdict(o).items() if v is not None} for o in outgoing]
+    return json.dumps(kept, separators=(",", ":"))
 
 
 def outbox_from_json(text: str | None) -> tuple[Outgoing, ...]:
@@ -116,6 +127,11 @@ class Crm(Protocol):
 
     def records(self, account_id: str | None = None) -> list[Record]:
         """Every record written, optionally for one account, in a stable order."""
+
+    def step_states(self, keys: Mapping[str, str]) -> dict[str, StepState]:
+        """The state now of each task or check-in by key (``keys`` maps each to its account id),
+        as a timer needs it: a task ``open`` or ``done`` (closed by a person in the CRM), a
+        check-in ``pending``, ``done`` or ``cancelled``; a key with no record is ``missing``."""
 
     def close(self) -> None:
         """Release connections and files."""

@@ -8,7 +8,7 @@ Reads go out as composite calls of up to 25 SOQL queries; writes as composite gr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -22,6 +22,7 @@ from handlers.errors import (
     TransientError,
     WinbackError,
 )
+from handlers.events import StepState
 from handlers.rules.errors import ReferencesInvalidError
 from handlers.rules.ruleset import RuleSet
 from worker.crm.fitting import STANDARD_LIMITS, limits_from
@@ -161,6 +162,9 @@ class SalesforceCrm:
 
     def api_allowance(self) -> tuple[int | None, int]:
         return self.client.allowance.remaining, self.client.allowance.floor
+
+    def step_states(self, keys: Mapping[str, str]) -> dict[str, StepState]:
+        return self._retry.call(lambda: self._reader.step_states(keys))
 
     def close(self) -> None:
         self.client.close()

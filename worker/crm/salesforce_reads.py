@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,6 +12,7 @@ from simple_salesforce.format import format_soql
 
 from handlers.actions import AddToCampaign, EventChange
 from handlers.errors import CrmRejectedError
+from handlers.events import StepState
 from handlers.plan import Plan
 from worker.crm import salesforce_records as sf
 from worker.crm.people import People
@@ -27,6 +28,8 @@ _ACCOUNT_FIELD = {"Task": "WhatId", "Event": "WhatId", "EmailMessage": "RelatedT
                   "CampaignMember": "Winback_Account_Id__c", sf.PLAN: "Account_Id__c"}
 _SCOPE_FIELD = {"Task": "WhatId", "Event": "WhatId", "EmailMessage": "RelatedToId",
                 "CampaignMember": "CampaignId"}
+# What says whether a timer's step was done: a closed Task (any closed status), a held check-in.
+_STATE_FIELDS = {"Task": ("IsClosed",), "Event": ("Winback_Status__c",)}
 _READERS = {"Task": sf.task_record, "Event": sf.checkin_record, "EmailMessage": sf.draft_record,
             "CampaignMember": sf.member_record, sf.PLAN: sf.plan_record}
 
@@ -136,6 +139,19 @@ class Reader:
             users |= people_from(self.run(user_queries(unseen, chunks)))[1]
         return people(owners, users)
 
+    def step_states(self, keys: Mapping[str, str]) -> dict[str, StepState]:
+        """Each task's ``IsClosed`` and each check-in's status by key (see ``Crm.step_states``)."""
+        states: dict[str, StepState] = dict.fromkeys(keys, "missing")
+        wanted = {"Task": keys, "Event": keys}
+        rows = self.run(_key_queries(wanted, _STATE_FIELDS)) if keys else {}
+        for ref, found in rows.items():
+            for row in found:
+                if ref.startswith("Task"):
+                    states[row[sf.KEY]] = "done" if row.get("IsClosed") else "open"
+                else:
+                    states[row[sf.KEY]] = row.get("Winback_Status__c") or "pending"
+        return states
+
     def records(self, account_id: str | None) -> list[Record]:
         """Every record the worker wrote (optionally for one account), plans first."""
         queries = {}
@@ -151,7 +167,8 @@ class Reader:
         return [_READERS[sobject](row) for sobject, kind_rows in rows.items() for row in kind_rows]
 
 
-def _key_queries(wanted: dict[str, dict[str, str]]) -> dict[str, str]:
+def _key_queries(wanted: Mapping[str, Mapping[str, str]],
+                 fields: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, str]:
     """Key look-ups, scoped by the indexed parent id (WhatId...) since the key fields are not.
 
     Only well-formed ids go into a scope: Salesforce refuses the whole query for one malformed
@@ -160,7 +177,7 @@ def _key_queries(wanted: dict[str, dict[str, str]]) -> dict[str, str]:
     """
     queries: dict[str, str] = {}
     for sobject, scopes in wanted.items():
-        select = _select(sobject, ("Id", sf.KEY))
+        select = _select(sobject, ("Id", sf.KEY, *(fields or {}).get(sobject, ())))
         scoped = [key for key, scope in scopes.items() if sf.is_salesforce_id(scope)]
         loose = [key for key, scope in scopes.items() if not sf.is_salesforce_id(scope)]
         for n, group in enumerate(chunks(scoped)):

@@ -1,0 +1,241 @@
+"""Timers on the real broker, both CRMs: deadlines of seconds that escalate, nudge, or stay quiet."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers.registry import handle
+from handlers.rules.ruleset import RuleSet
+from tests.adapters import complete_task
+from tests.integration.broker import Names, message_count, publish
+from tests.integration.harness import lapsed, make_consumer, make_settings, running
+from tests.waiting import wait_until
+from worker.crm.port import Crm, Record
+from worker.metrics import Metrics
+from worker.rules_source import load_rules
+from worker.settings import Settings
+
+ROOT = Path(__file__).parents[2]
+WAIT = 2  # seconds: every deadline of the test rules
+RULES = f"""
+version: "timers-test"
+settings:
+  owners: {{default: owner-default, managers: service-managers}}
+  checkin_cadence_days: [7, 30]
+rules:
+  - id: acknowledge
+    on: complaint.logged
+    then:
+      - create_task:
+          kind: acknowledgement
+          subject: "Acknowledge the complaint from {{{{ account_name }}}}"
+          due_in: {{seconds: {WAIT}}}
+          priority: high
+          unless_done:
+            within: {{seconds: {WAIT}}}
+            then:
+              - escalate:
+                  to: {{queue: managers}}
+                  subject: "Not acknowledged: {{{{ severity }}}} complaint from {{{{ account_name }}}}"
+            again:
+              after: {{seconds: {WAIT}}}
+              when: {{severity: {{in: [high, critical]}}}}
+  - id: declined
+    on: meeting.held
+    when: {{outcome: {{equals: declined}}}}
+    then:
+      - close_plan: {{outcome: lost, reason: "declined"}}
+    stop: true
+  - id: next-checkin
+    on: meeting.held
+    then:
+      - schedule_checkins:
+          subject: "Check-in {{{{ checkin.slot }}}}"
+          unless_held:
+            within: {{seconds: {WAIT}}}
+            then:
+              - create_task:
+                  kind: follow_up
+                  subject: "Hold the check-in with {{{{ account_name }}}} or reschedule it"
+                  due_in: {{days: 1}}
+            close_after: 1
+"""
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> RuleSet:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES)
+    return load_rules(path, ROOT / "config" / "templates")
+
+
+def _event(event_id: str, event_type: str, account: str, **data: Any) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": event_id, "source": "crm/test", "type": event_type,
+            "data": {"account_id": account, "account_name": f"Account {account}",
+                     "owner_id": "USR-1"} | data}
+
+
+def complaint(event_id: str, account: str, at: datetime, severity: str = "low") -> dict[str, Any]:
+    return _event(event_id, "crm.complaint.logged", account, complaint_id=f"C-{event_id}",
+                  logged_at=at.isoformat(), severity=severity, summary="The portal lost my order")
+
+
+def meeting(event_id: str, account: str, at: datetime, kind: str, **data: Any) -> dict[str, Any]:
+    return _event(event_id, "crm.meeting.held", account, meeting_id=f"M-{event_id}",
+                  held_at=at.isoformat(), kind=kind, **data)
+
+
+def _tasks(crm: Crm, kind: str) -> list[Record]:
+    return [r for r in crm.records() if r.kind == "task" and r.fields["kind"] == kind]
+
+
+def _plan(crm: Crm, account: str) -> dict[str, Any]:
+    (plan,) = [r.fields for r in crm.records(account) if r.kind == "plan"]
+    return plan
+
+
+def _timer_statuses(crm: Crm, account: str) -> list[str]:
+    return [t["status"] for t in _plan(crm, account)["timers"]]
+
+
+def _value(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@contextmanager
+def worker(settings: Settings, crm: Crm, rules: RuleSet) -> Iterator[Metrics]:
+    consumer, _, metrics = make_consumer(settings, crm=crm, handle=handle, rules=rules)
+    with running(consumer):
+        yield metrics
+
+
+def _settings(names: Names, tmp_path: Path) -> Settings:
+    return make_settings(names, tmp_path, batch_wait_ms=5)
+
+
+def test_an_unacknowledged_complaint_is_escalated_within_5_s_of_its_deadline_then_again(
+    names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
+) -> None:
+    settings = _settings(names, tmp_path)
+    logged = datetime.now(UTC)
+    deadline = logged + timedelta(seconds=WAIT)
+    publish(names, complaint("c1", "ACC-1", logged, severity="high"))
+    with worker(settings, crm, rules) as metrics:
+        # The first escalation must appear before five seconds past the deadline.
+        budget = (deadline - datetime.now(UTC)).total_seconds() + 5
+        (first,) = wait_until(lambda: _tasks(crm, "escalation"), timeout=budget,
+                              what="the escalation within 5 s of the deadline")
+        escalations = wait_until(lambda: len(_tasks(crm, "escalation")) == 2 and _tasks(crm, "escalation"),
+                                 timeout=WAIT + 5, what="the second escalation (high severity)")
+    assert first.fields["subject"] == "Not acknowledged: high complaint from Account ACC-1"
+    assert first.fields["owner_id"] == "service-managers"
+    assert [e.key for e in escalations] == ["ACC-1#1:acknowledge:C-c1:late1",
+                                            "ACC-1#1:acknowledge:C-c1:late2"]
+    plan = _plan(crm, "ACC-1")
+    assert [(b["kind"], b["severity"], b["round"]) for b in plan["breaches"]] == [
+        ("sla", "high", 1), ("sla", "high", 2)]
+    assert _timer_statuses(crm, "ACC-1") == ["acted", "acted"]
+    assert _value(metrics, "winback_sla_breaches_total", severity="high") == 2
+    assert _value(metrics, "winback_timers_scheduled_total", kind="unless_done") == 2
+    assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 2
+
+
+def test_a_complaint_acknowledged_in_time_is_not_escalated(
+    names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
+) -> None:
+    settings = _settings(names, tmp_path)
+    publish(names, complaint("c1", "ACC-2", datetime.now(UTC), severity="critical"))
+    with worker(settings, crm, rules) as metrics:
+        (ack,) = wait_until(lambda: _tasks(crm, "acknowledgement"), what="the acknowledgement task")
+        complete_task(crm, ack.key, datetime.now(UTC))  # the owner acknowledges in time
+        wait_until(lambda: _value(metrics, "winback_timers_fired_total", outcome="met") == 1,
+                   timeout=WAIT + 5, what="the timer to fire and find the task closed")
+    assert _tasks(crm, "escalation") == []
+    assert _timer_statuses(crm, "ACC-2") == ["met"]
+    assert _plan(crm, "ACC-2")["breaches"] == []
+    assert _value(metrics, "winback_sla_breaches_total", severity="critical") == 0
+
+
+def test_a_worker_restarted_while_the_timer_waits_still_escalates_once(
+    names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
+) -> None:
+    settings = _settings(names, tmp_path)
+    publish(names, complaint("c1", "ACC-3", datetime.now(UTC)))
+    with worker(settings, crm, rules):
+        wait_until(lambda: _tasks(crm, "acknowledgement"), what="the acknowledgement task")
+    assert _timer_statuses(crm, "ACC-3") == ["pending"], "stopped before the deadline"
+    # The same timer delivered twice (a redelivery after a crash): the ledger acts on it once.
+    (timer_event,) = [json.loads(json.dumps(p["timers"])) for p in [_plan(crm, "ACC-3")]]
+    with worker(settings, crm, rules) as metrics:
+        wait_until(lambda: _timer_statuses(crm, "ACC-3") == ["acted"], timeout=WAIT + 5,
+                   what="the timer to act after the restart")
+        wait_until(lambda: message_count(settings.queue) == 0, what="the work queue to drain")
+    assert len(_tasks(crm, "escalation")) == 1
+    assert timer_event[0]["key"] == "ACC-3#1:acknowledge:C-c1:timer"
+    assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 1
+
+
+def test_a_plan_closed_before_the_deadline_escalates_nothing(
+    names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
+) -> None:
+    settings = _settings(names, tmp_path)
+    now = datetime.now(UTC)
+    publish(names, complaint("c1", "ACC-4", now, severity="high"))
+    publish(names, meeting("m1", "ACC-4", now, "catch_up", outcome="declined"))
+    with worker(settings, crm, rules) as metrics:
+        wait_until(lambda: _value(metrics, "winback_timers_fired_total", outcome="skipped") == 1,
+                   timeout=WAIT + 5, what="the timer to fire on the closed plan")
+    assert _plan(crm, "ACC-4")["stage"] == "lost"
+    assert _timer_statuses(crm, "ACC-4") == ["cancelled"]
+    assert _tasks(crm, "escalation") == []
+
+
+def _exit_interview_a_week_ago(account: str) -> dict[str, Any]:
+    # Check-in 1 is 7 days after the first meeting: a meeting 7 days ago, less a few seconds,
+    # puts it just ahead, so its grace ends WAIT seconds after that.
+    held = datetime.now(UTC) - timedelta(days=7) + timedelta(seconds=1)
+    return meeting("m1", account, held, "exit_interview", sentiment=0)
+
+
+def test_a_missed_checkin_gets_one_nudge_and_closes_the_plan_after_the_configured_misses(
+    names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
+) -> None:
+    settings = _settings(names, tmp_path)
+    publish(names, lapsed("l1", "ACC-5"))
+    publish(names, _exit_interview_a_week_ago("ACC-5"))
+    with worker(settings, crm, rules) as metrics:
+        wait_until(lambda: any(r.kind == "plan" and r.fields["stage"] == "lost"
+                               for r in crm.records("ACC-5")), timeout=WAIT + 8,
+                   what="the missed check-in to close the plan")
+        wait_until(lambda: message_count(settings.queue) == 0, what="the work queue to drain")
+    (nudge,) = _tasks(crm, "follow_up")
+    assert nudge.fields["subject"] == "Hold the check-in with Account ACC-5 or reschedule it"
+    assert nudge.fields["owner_id"] == "USR-1"
+    plan = _plan(crm, "ACC-5")
+    assert plan["missed_checkins"] == 1
+    assert plan["closing_reason"] == "1 check-ins missed: moving on"
+    assert [b["kind"] for b in plan["breaches"]] == ["checkin"]
+    assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 1
+
+
+def test_a_checkin_held_in_time_gets_no_nudge(
+    names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
+) -> None:
+    settings = _settings(names, tmp_path)
+    publish(names, lapsed("l1", "ACC-6"))
+    publish(names, _exit_interview_a_week_ago("ACC-6"))
+    with worker(settings, crm, rules) as metrics:
+        wait_until(lambda: [r for r in crm.records("ACC-6") if r.kind == "checkin"],
+                   what="check-in 1 to be scheduled")
+        publish(names, meeting("m2", "ACC-6", datetime.now(UTC), "check_in", sentiment=1))
+        wait_until(lambda: _value(metrics, "winback_timers_fired_total", outcome="met") == 1,
+                   timeout=WAIT + 8, what="the check-in timer to find it held")
+    assert _tasks(crm, "follow_up") == []
+    assert _plan(crm, "ACC-6")["missed_checkins"] == 0
