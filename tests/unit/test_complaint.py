@@ -46,6 +46,7 @@ def test_first_complaint_writes_acknowledgement_apology_draft_and_review_exactly
     outcome = run(complaint(), open_plan())
     assert written(outcome) == [
         ("CreateTask", "ACC-1#1:acknowledge-within-sla:CMP-1"),
+        ("PublishEvent", "timer:ACC-1#1:acknowledge-within-sla:CMP-1:timer"),
         ("DraftEmail", "ACC-1#1:apology"),
         ("CreateTask", "ACC-1#1:apology:review"),
         ("SavePlan", "ACC-1#1"),
@@ -135,6 +136,7 @@ def test_second_complaint_gets_acknowledgement_not_second_apology() -> None:
                  first.plan)
     assert written(second) == [
         ("CreateTask", "ACC-1#1:acknowledge-within-sla:CMP-2"),
+        ("PublishEvent", "timer:ACC-1#1:acknowledge-within-sla:CMP-2:timer"),
         ("CreateTask", "ACC-1#1:apologise-once:CMP-2:no-second-apology"),
         ("SavePlan", "ACC-1#1"),
     ]
@@ -183,6 +185,7 @@ def test_do_not_contact_complaint_is_acknowledged_but_no_apology_is_drafted() ->
     outcome = run(complaint(do_not_contact=True), open_plan())
     assert written(outcome) == [
         ("CreateTask", "ACC-1#1:acknowledge-within-sla:CMP-1"),
+        ("PublishEvent", "timer:ACC-1#1:acknowledge-within-sla:CMP-1:timer"),
         ("SavePlan", "ACC-1#1"),
     ]
     assert suppressed(outcome) == [("apology", "the customer is marked do-not-contact")]

@@ -163,7 +163,7 @@ def test_feedback_goes_to_marketing_as_a_task_and_a_winback_feedback_event() -> 
     task = one_task(outcome, "feedback")
     assert (task.owner_id, task.assign) == ("USR-ALICE", None)  # the owner passes it on
     assert "- Status page per region" in task.description
-    (event,) = [a for a in outcome.actions if isinstance(a, PublishEvent)]
+    (event,) = [a for a in outcome.actions if isinstance(a, PublishEvent) and a.due_at is None]
     assert (event.key, event.routing_key) == (
         "ACC-1#1:feedback-to-marketing-and-product.2:MTG-m0:winback.feedback", "winback.feedback")
     assert event.payload == {
@@ -178,7 +178,7 @@ def test_feedback_goes_to_marketing_as_a_task_and_a_winback_feedback_event() -> 
 def test_meeting_without_feedback_sends_nothing_to_marketing() -> None:
     outcome = after_exit_interview()
     assert tasks(outcome, "feedback") == []
-    assert not [a for a in outcome.actions if isinstance(a, PublishEvent)]
+    assert not [a for a in outcome.actions if isinstance(a, PublishEvent) and a.due_at is None]
 
 
 def test_revived_closes_the_plan_as_won_with_one_keep_it_that_way_follow_up() -> None:

@@ -152,8 +152,10 @@ def test_every_plan_change_is_in_the_history_with_its_rule_and_rules_version() -
     plan = plan_of(outcome)
     assert isinstance(outcome.actions[-1], SavePlan)
     assert outcome.actions[-1].plan == plan
-    assert [(c.event_id, c.rule_id, c.what) for c in plan.history[-2:]] == [
+    assert [(c.event_id, c.rule_id, c.what) for c in plan.history[-3:]] == [
         ("evt-complaint", "method", "complaint CMP-1 (medium) recorded"),
+        ("evt-complaint", "acknowledge-within-sla",
+         "acknowledgement written: ACC-1#1:acknowledge-within-sla:CMP-1"),
         ("evt-complaint", "apologise-once", "apology drafted for review (ACC-1#1:apology)"),
     ]
     assert {c.rules_version for c in plan.history} == {default_rules().version}
@@ -272,12 +274,14 @@ def test_story_lapse_complaints_interview_check_ins_and_revival_write_exactly_th
         ], "discovering"),
         (complaint(severity="high", complaint_id="CMP-77"), [
             ("CreateTask", "ACC-1#1:acknowledge-within-sla:CMP-77"),
+            ("PublishEvent", "timer:ACC-1#1:acknowledge-within-sla:CMP-77:timer"),
             ("CreateTask", "ACC-1#1:escalate-severe-complaints:CMP-77"),
             ("DraftEmail", "ACC-1#1:apology"),
             ("CreateTask", "ACC-1#1:apology:review"),
         ], "discovering"),
         (complaint(event_id="evt-c2", complaint_id="CMP-81", at="2026-11-05T15:30"), [
             ("CreateTask", "ACC-1#1:acknowledge-within-sla:CMP-81"),
+            ("PublishEvent", "timer:ACC-1#1:acknowledge-within-sla:CMP-81:timer"),
             ("CreateTask", "ACC-1#1:apologise-once:CMP-81:no-second-apology"),
         ], "discovering"),
         (meeting("m1", "2026-11-09T14:00", kind="exit_interview", sentiment=-2,
@@ -286,15 +290,15 @@ def test_story_lapse_complaints_interview_check_ins_and_revival_write_exactly_th
             ("CreateTask", "ACC-1#1:create-new-experiences:MTG-m1:1"),
             ("CreateTask", "ACC-1#1:feedback-to-marketing-and-product.1:MTG-m1"),
             ("PublishEvent", "ACC-1#1:feedback-to-marketing-and-product.2:MTG-m1:winback.feedback"),
-            ("ScheduleCheckIn", "ACC-1#1:checkin:1"),
+            ("ScheduleCheckIn", "ACC-1#1:checkin:1"), ("PublishEvent", "timer:ACC-1#1:checkin:1:timer"),
         ], "re-engaging"),
         (meeting("m2", "2026-11-16T14:00", sentiment=-2), [
             ("SetCheckInStatus:done", "ACC-1#1:checkin:1"),
-            ("ScheduleCheckIn", "ACC-1#1:checkin:2"),
+            ("ScheduleCheckIn", "ACC-1#1:checkin:2"), ("PublishEvent", "timer:ACC-1#1:checkin:2:timer"),
         ], "checking-in"),
         (meeting("m3", "2026-12-09T14:00", sentiment=0), [
             ("SetCheckInStatus:done", "ACC-1#1:checkin:2"),
-            ("ScheduleCheckIn", "ACC-1#1:checkin:3"),
+            ("ScheduleCheckIn", "ACC-1#1:checkin:3"), ("PublishEvent", "timer:ACC-1#1:checkin:3:timer"),
         ], "checking-in"),
         (meeting("m4", "2027-01-08T14:00", sentiment=2, outcome="revived"), [
             ("SetCheckInStatus:done", "ACC-1#1:checkin:3"),
@@ -322,12 +326,15 @@ def test_story_second_account_is_lost_after_three_check_ins_without_movement() -
                                 annual_value=15000), None))
     steps = [
         (meeting("t0", "2026-11-06T11:00", account_id="ACC-2", kind="exit_interview",
-                 sentiment=-1), [("ScheduleCheckIn", "ACC-2#1:checkin:1")], "planning"),
+                 sentiment=-1), [("ScheduleCheckIn", "ACC-2#1:checkin:1"),
+                                 ("PublishEvent", "timer:ACC-2#1:checkin:1:timer")], "planning"),
         (meeting("t1", "2026-11-13T11:00", account_id="ACC-2", sentiment=-1),
-         [("SetCheckInStatus:done", "ACC-2#1:checkin:1"), ("ScheduleCheckIn", "ACC-2#1:checkin:2")],
+         [("SetCheckInStatus:done", "ACC-2#1:checkin:1"), ("ScheduleCheckIn", "ACC-2#1:checkin:2"),
+          ("PublishEvent", "timer:ACC-2#1:checkin:2:timer")],
          "checking-in"),
         (meeting("t2", "2026-12-06T11:00", account_id="ACC-2", sentiment=-1),
-         [("SetCheckInStatus:done", "ACC-2#1:checkin:2"), ("ScheduleCheckIn", "ACC-2#1:checkin:3")],
+         [("SetCheckInStatus:done", "ACC-2#1:checkin:2"), ("ScheduleCheckIn", "ACC-2#1:checkin:3"),
+          ("PublishEvent", "timer:ACC-2#1:checkin:3:timer")],
          "checking-in"),
         (meeting("t3", "2027-01-05T11:00", account_id="ACC-2", sentiment=-2),
          [("SetCheckInStatus:done", "ACC-2#1:checkin:3")], "lost"),
