@@ -16,6 +16,7 @@ from handlers.rules.ruleset import RuleSet
 from tests.adapters import complete_task
 from tests.integration.broker import Names, message_count, publish
 from tests.integration.harness import lapsed, make_consumer, make_settings, running
+from tests.sfserver.cast import MANAGER, OWNER, WON
 from tests.waiting import wait_until
 from worker.crm.port import Crm, Record
 from worker.metrics import Metrics
@@ -27,7 +28,7 @@ WAIT = 2  # seconds: every deadline of the test rules
 RULES = f"""
 version: "timers-test"
 settings:
-  owners: {{default: owner-default, managers: service-managers}}
+  owners: {{default: account_owner, managers: account_owner_manager}}
   checkin_cadence_days: [7, 30]
 rules:
   - id: acknowledge
@@ -79,7 +80,7 @@ def rules(tmp_path: Path) -> RuleSet:
 def _event(event_id: str, event_type: str, account: str, **data: Any) -> dict[str, Any]:
     return {"specversion": "1.0", "id": event_id, "source": "crm/test", "type": event_type,
             "data": {"account_id": account, "account_name": f"Account {account}",
-                     "owner_id": "USR-1"} | data}
+                     "owner_id": OWNER} | data}
 
 
 def complaint(event_id: str, account: str, at: datetime, severity: str = "low") -> dict[str, Any]:
@@ -126,7 +127,7 @@ def test_an_unacknowledged_complaint_is_escalated_within_5_s_of_its_deadline_the
     settings = _settings(names, tmp_path)
     logged = datetime.now(UTC)
     deadline = logged + timedelta(seconds=WAIT)
-    publish(names, complaint("c1", "ACC-1", logged, severity="high"))
+    publish(names, complaint("c1", WON, logged, severity="high"))
     with worker(settings, crm, rules) as metrics:
         # The first escalation must appear before five seconds past the deadline.
         budget = (deadline - datetime.now(UTC)).total_seconds() + 5
@@ -134,14 +135,15 @@ def test_an_unacknowledged_complaint_is_escalated_within_5_s_of_its_deadline_the
                               what="the escalation within 5 s of the deadline")
         escalations = wait_until(lambda: len(_tasks(crm, "escalation")) == 2 and _tasks(crm, "escalation"),
                                  timeout=WAIT + 5, what="the second escalation (high severity)")
-    assert first.fields["subject"] == "Not acknowledged: high complaint from Account ACC-1"
-    assert first.fields["owner_id"] == "service-managers"
-    assert [e.key for e in escalations] == ["ACC-1#1:acknowledge:C-c1:late1",
-                                            "ACC-1#1:acknowledge:C-c1:late2"]
-    plan = _plan(crm, "ACC-1")
+    assert first.fields["subject"] == f"Not acknowledged: high complaint from Account {WON}"
+    # The account owner's manager; the embedded CRM knows no managers.
+    assert first.fields["owner_id"] == (MANAGER if crm.name == "salesforce" else None)
+    assert [e.key for e in escalations] == [f"{WON}#1:acknowledge:C-c1:late1",
+                                            f"{WON}#1:acknowledge:C-c1:late2"]
+    plan = _plan(crm, WON)
     assert [(b["kind"], b["severity"], b["round"]) for b in plan["breaches"]] == [
         ("sla", "high", 1), ("sla", "high", 2)]
-    assert _timer_statuses(crm, "ACC-1") == ["acted", "acted"]
+    assert _timer_statuses(crm, WON) == ["acted", "acted"]
     assert _value(metrics, "winback_sla_breaches_total", severity="high") == 2
     assert _value(metrics, "winback_timers_scheduled_total", kind="unless_done") == 2
     assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 2
@@ -151,15 +153,15 @@ def test_a_complaint_acknowledged_in_time_is_not_escalated(
     names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
 ) -> None:
     settings = _settings(names, tmp_path)
-    publish(names, complaint("c1", "ACC-2", datetime.now(UTC), severity="critical"))
+    publish(names, complaint("c1", WON, datetime.now(UTC), severity="critical"))
     with worker(settings, crm, rules) as metrics:
         (ack,) = wait_until(lambda: _tasks(crm, "acknowledgement"), what="the acknowledgement task")
         complete_task(crm, ack.key, datetime.now(UTC))  # the owner acknowledges in time
         wait_until(lambda: _value(metrics, "winback_timers_fired_total", outcome="met") == 1,
                    timeout=WAIT + 5, what="the timer to fire and find the task closed")
     assert _tasks(crm, "escalation") == []
-    assert _timer_statuses(crm, "ACC-2") == ["met"]
-    assert _plan(crm, "ACC-2")["breaches"] == []
+    assert _timer_statuses(crm, WON) == ["met"]
+    assert _plan(crm, WON)["breaches"] == []
     assert _value(metrics, "winback_sla_breaches_total", severity="critical") == 0
 
 
@@ -167,18 +169,18 @@ def test_a_worker_restarted_while_the_timer_waits_still_escalates_once(
     names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
 ) -> None:
     settings = _settings(names, tmp_path)
-    publish(names, complaint("c1", "ACC-3", datetime.now(UTC)))
+    publish(names, complaint("c1", WON, datetime.now(UTC)))
     with worker(settings, crm, rules):
         wait_until(lambda: _tasks(crm, "acknowledgement"), what="the acknowledgement task")
-    assert _timer_statuses(crm, "ACC-3") == ["pending"], "stopped before the deadline"
+    assert _timer_statuses(crm, WON) == ["pending"], "stopped before the deadline"
     # The same timer delivered twice (a redelivery after a crash): the ledger acts on it once.
-    (timer_event,) = [json.loads(json.dumps(p["timers"])) for p in [_plan(crm, "ACC-3")]]
+    (timer_event,) = [json.loads(json.dumps(p["timers"])) for p in [_plan(crm, WON)]]
     with worker(settings, crm, rules) as metrics:
-        wait_until(lambda: _timer_statuses(crm, "ACC-3") == ["acted"], timeout=WAIT + 5,
+        wait_until(lambda: _timer_statuses(crm, WON) == ["acted"], timeout=WAIT + 5,
                    what="the timer to act after the restart")
         wait_until(lambda: message_count(settings.queue) == 0, what="the work queue to drain")
     assert len(_tasks(crm, "escalation")) == 1
-    assert timer_event[0]["key"] == "ACC-3#1:acknowledge:C-c1:timer"
+    assert timer_event[0]["key"] == f"{WON}#1:acknowledge:C-c1:timer"
     assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 1
 
 
@@ -187,13 +189,13 @@ def test_a_plan_closed_before_the_deadline_escalates_nothing(
 ) -> None:
     settings = _settings(names, tmp_path)
     now = datetime.now(UTC)
-    publish(names, complaint("c1", "ACC-4", now, severity="high"))
-    publish(names, meeting("m1", "ACC-4", now, "catch_up", outcome="declined"))
+    publish(names, complaint("c1", WON, now, severity="high"))
+    publish(names, meeting("m1", WON, now, "catch_up", outcome="declined"))
     with worker(settings, crm, rules) as metrics:
         wait_until(lambda: _value(metrics, "winback_timers_fired_total", outcome="skipped") == 1,
                    timeout=WAIT + 5, what="the timer to fire on the closed plan")
-    assert _plan(crm, "ACC-4")["stage"] == "lost"
-    assert _timer_statuses(crm, "ACC-4") == ["cancelled"]
+    assert _plan(crm, WON)["stage"] == "lost"
+    assert _timer_statuses(crm, WON) == ["cancelled"]
     assert _tasks(crm, "escalation") == []
 
 
@@ -208,17 +210,17 @@ def test_a_missed_checkin_gets_one_nudge_and_closes_the_plan_after_the_configure
     names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
 ) -> None:
     settings = _settings(names, tmp_path)
-    publish(names, lapsed("l1", "ACC-5"))
-    publish(names, _exit_interview_a_week_ago("ACC-5"))
+    publish(names, lapsed("l1", WON, owner_id=OWNER))
+    publish(names, _exit_interview_a_week_ago(WON))
     with worker(settings, crm, rules) as metrics:
         wait_until(lambda: any(r.kind == "plan" and r.fields["stage"] == "lost"
-                               for r in crm.records("ACC-5")), timeout=WAIT + 8,
+                               for r in crm.records(WON)), timeout=WAIT + 8,
                    what="the missed check-in to close the plan")
         wait_until(lambda: message_count(settings.queue) == 0, what="the work queue to drain")
     (nudge,) = _tasks(crm, "follow_up")
-    assert nudge.fields["subject"] == "Hold the check-in with Account ACC-5 or reschedule it"
-    assert nudge.fields["owner_id"] == "USR-1"
-    plan = _plan(crm, "ACC-5")
+    assert nudge.fields["subject"] == f"Hold the check-in with Account {WON} or reschedule it"
+    assert nudge.fields["owner_id"] == OWNER
+    plan = _plan(crm, WON)
     assert plan["missed_checkins"] == 1
     assert plan["closing_reason"] == "1 check-ins missed: moving on"
     assert [b["kind"] for b in plan["breaches"]] == ["checkin"]
@@ -229,13 +231,13 @@ def test_a_checkin_held_in_time_gets_no_nudge(
     names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
 ) -> None:
     settings = _settings(names, tmp_path)
-    publish(names, lapsed("l1", "ACC-6"))
-    publish(names, _exit_interview_a_week_ago("ACC-6"))
+    publish(names, lapsed("l1", WON, owner_id=OWNER))
+    publish(names, _exit_interview_a_week_ago(WON))
     with worker(settings, crm, rules) as metrics:
-        wait_until(lambda: [r for r in crm.records("ACC-6") if r.kind == "checkin"],
+        wait_until(lambda: [r for r in crm.records(WON) if r.kind == "checkin"],
                    what="check-in 1 to be scheduled")
-        publish(names, meeting("m2", "ACC-6", datetime.now(UTC), "check_in", sentiment=1))
+        publish(names, meeting("m2", WON, datetime.now(UTC), "check_in", sentiment=1))
         wait_until(lambda: _value(metrics, "winback_timers_fired_total", outcome="met") == 1,
                    timeout=WAIT + 8, what="the check-in timer to find it held")
     assert _tasks(crm, "follow_up") == []
-    assert _plan(crm, "ACC-6")["missed_checkins"] == 0
+    assert _plan(crm, WON)["missed_checkins"] == 0
