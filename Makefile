@@ -29,6 +29,7 @@ bench: $(STAMP)
 	scripts/ensure-rabbitmq.sh
 	$(BIN)/python -m tests.bench
 	$(BIN)/python -m tests.bench_bridge
+	$(BIN)/python -m tests.bench_timers
 
 schemas: $(STAMP)
 	$(BIN)/winback events schema --out config/schemas

@@ -120,7 +120,7 @@ def offer_all(event: Event, plan: Plan, rules: RuleSet, now: datetime, rule_id: 
               ) -> tuple[list[Action], Plan, list[Suppression]]:
     """Offer each step's candidates, each step realised on the plan the previous ones left: how a
     timer runs a deadline's ``then`` outside the rules' ``when`` (``handlers.timer``)."""
-    run = _Run(event, rules, now, {}, plan)
+    run = _Run(event, rules, now, {}, plan, EventContexts(event, rules.settings, now, {}), at)
     for step in steps:
         for candidate in step(run.plan):
             run.offer(rule_id, candidate, at)

@@ -199,6 +199,12 @@ def records(actions: Sequence[Action]) -> list[dict[str, Any]]:
         elif isinstance(a, SavePlan):
             out.append(_record("plan", a.plan.key, a.plan.account_id,
                                a.plan.model_dump(mode="json")))
+        elif isinstance(a, PublishEvent) and a.due_at is not None:
+            data = a.payload["data"]
+            out.append(_record("timer", a.key, str(data["account_id"]), {
+                "due_at": iso(a.due_at), "kind": data["kind"], "step_key": data["step_key"],
+                "round": data["round"], "rule_id": a.provenance.rule_id,
+                "rules_version": a.provenance.rules_version}))
         elif isinstance(a, PublishEvent):
             out.append(_record("published_event", a.key, str(a.payload.get("account_id", "")), {
                 "routing_key": a.routing_key, "payload": a.payload,
@@ -255,6 +261,10 @@ def _summary(record: dict[str, Any], event: Event) -> tuple[str, str, str, str, 
         changes = [h["what"] for h in f.get("history", []) if h.get("event_id") == event.id]
         return (f.get("owner_id") or "", "", f"stage: {f.get('stage')}", "; ".join(changes),
                 "")
+    if record["object"] == "timer":
+        what = "task closed" if f["kind"] == "unless_done" else "check-in held"
+        return ("", f["due_at"], f"timer: fires at {f['due_at']}",
+                f"checks {f['step_key']} in the CRM; acts unless {what}", f["rule_id"])
     if record["object"] == "published_event":
         return "", "", f["routing_key"], json.dumps(f["payload"]), f["rule_id"]
     text = f.get("description") or f.get("body_text") or f.get("reason") or ""

@@ -26,6 +26,7 @@ def print_records(records: Sequence[Record], console: Console | None = None) -> 
     console.print(table)
     _activities(console, records)
     _suppressions(console, plans)
+    _timers(console, plans)
 
 
 def _activities(console: Console, records: Sequence[Record]) -> None:
@@ -65,4 +66,18 @@ def _suppressions(console: Console, plans: Sequence[Record]) -> None:
         table.add_column(column, overflow="fold")
     for account, s in rows:
         table.add_row(account, s["action"], s["reason"], s["rule_id"], s["event_id"])
+    console.print(table)
+
+
+def _timers(console: Console, plans: Sequence[Record]) -> None:
+    """The timers still waiting per plan: what each will look at in the CRM, and when."""
+    rows = [(p.key, t) for p in plans for t in p.fields.get("timers", []) if t["status"] == "pending"]
+    if not rows:
+        return
+    table = Table(title=f"Timers pending ({len(rows)})", box=box.SIMPLE_HEAD)
+    for column in ("plan", "checks", "unless", "fires at"):
+        table.add_column(column, overflow="fold")
+    for plan, t in rows:
+        unless = "done" if t["kind"] == "unless_done" else "held"
+        table.add_row(plan, t["step_key"], unless, str(t["due_at"]))
     console.print(table)
