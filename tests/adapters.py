@@ -23,8 +23,7 @@ _SERVERS: dict[int, SalesforceServer] = {}
 def open_crm(kind: str, tmp_path: Path) -> Iterator[Crm]:
     """The embedded CRM in a fresh file, or the Salesforce adapter on a fresh HTTPS test org."""
     if kind == "salesforce":
-        with salesforce_crm(tmp_path) as (server, adapter):
-            cast.seed(server.org)
+        with salesforce_crm(tmp_path) as (server, adapter):  # the org holds the cast
             _SERVERS[id(adapter)] = server
             try:
                 yield adapter

@@ -21,13 +21,16 @@ from tests.adapters import OWNER_ID, complete_task
 from worker.crm.port import Crm, Outgoing
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+# Records of the test org (tests/sfserver/cast.py); the embedded CRM takes any id.
+A1, A2, A3 = (f"001{n:012d}AAA" for n in (1, 2, 3))
+C1, SURVEY = "003000000000001AAA", "701000000SURVEYAAA"
 
 
 def _prov(event_id: str) -> Provenance:
     return Provenance(event_id=event_id, rule_id="rule-1", rules_version="v1")
 
 
-def _plan(account: str = "ACC-1", seq: int = 1, stage: str = "discovering", revision: int = 1) -> Plan:
+def _plan(account: str = A1, seq: int = 1, stage: str = "discovering", revision: int = 1) -> Plan:
     return Plan(key=plan_key(account, seq), account_id=account, seq=seq, stage=stage,  # type: ignore[arg-type]
                 opened_at=NOW, opened_by="evt-1", account_name="Acme", revision=revision)
 
@@ -37,102 +40,102 @@ def _task(account: str, event_id: str, key: str = "discovery") -> CreateTask:
         key=f"{account}#1:{key}", plan_key=f"{account}#1", account_id=account, kind="discovery",
         subject="Find out why Acme left", description="Why do you no longer use our products?",
         owner_id=OWNER_ID, due_at=NOW + timedelta(days=3), priority="normal",
-        provenance=_prov(event_id), contact_id="CON-1",
+        provenance=_prov(event_id), contact_id=C1,
         reminder_at=NOW + timedelta(minutes=20),
     )
 
 
-def _change(event_id: str, *actions: object, account: str = "ACC-1") -> EventChange:
+def _change(event_id: str, *actions: object, account: str = A1) -> EventChange:
     return EventChange(event_id, "crm.customer.lapsed", account, tuple(actions))  # type: ignore[arg-type]
 
 
 def test_a_change_is_stored_with_adapter_neutral_fields(crm: Crm) -> None:
-    task = _task("ACC-1", "evt-1")
-    draft = DraftEmail(key="ACC-1#1:apology", plan_key="ACC-1#1", account_id="ACC-1", kind="apology",
+    task = _task(A1, "evt-1")
+    draft = DraftEmail(key=f"{A1}#1:apology", plan_key=f"{A1}#1", account_id=A1, kind="apology",
                        subject="We let you down", body_html="<p>Sorry</p>", body_text="Sorry",
                        owner_id=OWNER_ID, provenance=_prov("evt-1"), to_address="d@example.com",
-                       contact_id="CON-1")
-    checkin = ScheduleCheckIn(key="ACC-1#1:checkin:1", plan_key="ACC-1#1", account_id="ACC-1", slot=1,
+                       contact_id=C1)
+    checkin = ScheduleCheckIn(key=f"{A1}#1:checkin:1", plan_key=f"{A1}#1", account_id=A1, slot=1,
                               start_at=NOW + timedelta(days=7), duration_minutes=30,
                               subject="Check-in with Acme", description="How are we doing?",
-                              owner_id=OWNER_ID, provenance=_prov("evt-1"), contact_id="CON-1")
-    member = AddToCampaign(key="ACC-1#1:survey", plan_key="ACC-1#1", account_id="ACC-1",
-                           campaign_id="CMP-SURVEY", contact_id="CON-1", provenance=_prov("evt-1"))
+                              owner_id=OWNER_ID, provenance=_prov("evt-1"), contact_id=C1)
+    member = AddToCampaign(key=f"{A1}#1:survey", plan_key=f"{A1}#1", account_id=A1,
+                           campaign_id=SURVEY, contact_id=C1, provenance=_prov("evt-1"))
     plan = _plan()
     assert crm.apply([_change("evt-1", task, draft, checkin, member, SavePlan(plan))]) == [None]
 
     records = {(r.kind, r.key): r for r in crm.records()}
-    assert records[("plan", "ACC-1#1")].fields == plan.model_dump(mode="json")
-    assert records[("task", "ACC-1#1:discovery")].fields == {
+    assert records[("plan", f"{A1}#1")].fields == plan.model_dump(mode="json")
+    assert records[("task", f"{A1}#1:discovery")].fields == {
         "kind": "discovery", "subject": "Find out why Acme left",
         "description": "Why do you no longer use our products?", "owner_id": OWNER_ID,
         "due_at": "2026-11-25T10:00:00Z", "reminder_at": "2026-11-22T10:20:00Z",
-        "priority": "normal", "status": "open", "contact_id": "CON-1", "completed_at": None,
-        "plan_key": "ACC-1#1",
+        "priority": "normal", "status": "open", "contact_id": C1, "completed_at": None,
+        "plan_key": f"{A1}#1",
         "event_id": "evt-1", "rule_id": "rule-1", "rules_version": "v1",
     }
-    assert records[("email_draft", "ACC-1#1:apology")].fields["status"] == "draft"
-    assert records[("email_draft", "ACC-1#1:apology")].fields["body_html"] == "<p>Sorry</p>"
-    assert records[("checkin", "ACC-1#1:checkin:1")].fields["start_at"] == "2026-11-29T10:00:00Z"
-    assert records[("checkin", "ACC-1#1:checkin:1")].fields["status"] == "pending"
-    assert records[("campaign_member", "ACC-1#1:survey")].fields["campaign_id"] == "CMP-SURVEY"
+    assert records[("email_draft", f"{A1}#1:apology")].fields["status"] == "draft"
+    assert records[("email_draft", f"{A1}#1:apology")].fields["body_html"] == "<p>Sorry</p>"
+    assert records[("checkin", f"{A1}#1:checkin:1")].fields["start_at"] == "2026-11-29T10:00:00Z"
+    assert records[("checkin", f"{A1}#1:checkin:1")].fields["status"] == "pending"
+    assert records[("campaign_member", f"{A1}#1:survey")].fields["campaign_id"] == SURVEY
     assert len(records) == 5
 
 
 def test_the_same_event_applied_twice_writes_once(crm: Crm) -> None:
-    change = _change("evt-1", _task("ACC-1", "evt-1"), SavePlan(_plan()))
+    change = _change("evt-1", _task(A1, "evt-1"), SavePlan(_plan()))
     assert crm.apply([change]) == [None]
     assert crm.apply([change]) == [None]
-    assert [r.key for r in crm.records()] == ["ACC-1#1", "ACC-1#1:discovery"]
-    assert crm.load(["ACC-1"], ["evt-1", "evt-2"]).processed == frozenset({"evt-1"})
+    assert [r.key for r in crm.records()] == [f"{A1}#1", f"{A1}#1:discovery"]
+    assert crm.load([A1], ["evt-1", "evt-2"]).processed == frozenset({"evt-1"})
 
 
 def test_a_second_event_with_the_same_record_key_does_not_duplicate_it(crm: Crm) -> None:
-    crm.apply([_change("evt-1", _task("ACC-1", "evt-1"))])
-    crm.apply([_change("evt-2", _task("ACC-1", "evt-2"))])
+    crm.apply([_change("evt-1", _task(A1, "evt-1"))])
+    crm.apply([_change("evt-2", _task(A1, "evt-2"))])
     tasks = [r for r in crm.records() if r.kind == "task"]
     assert len(tasks) == 1
     assert tasks[0].fields["event_id"] == "evt-1", "the first write stands"
 
 
 def test_load_returns_the_latest_plan_of_each_account_open_or_closed(crm: Crm) -> None:
-    lost = _plan("ACC-1", 1).model_copy(update={"stage": "lost", "outcome": "lost"})
+    lost = _plan(A1, 1).model_copy(update={"stage": "lost", "outcome": "lost"})
     crm.apply([
         _change("evt-1", SavePlan(lost)),
-        _change("evt-2", SavePlan(_plan("ACC-1", 2))),
-        _change("evt-3", SavePlan(_plan("ACC-2", 1)), account="ACC-2"),
+        _change("evt-2", SavePlan(_plan(A1, 2))),
+        _change("evt-3", SavePlan(_plan(A2, 1)), account=A2),
     ])
-    snapshot = crm.load(["ACC-1", "ACC-2", "ACC-3"], ["evt-1", "evt-9"])
+    snapshot = crm.load([A1, A2, A3], ["evt-1", "evt-9"])
     assert {a: (p.seq, p.stage) for a, p in snapshot.plans.items()} == {
-        "ACC-1": (2, "discovering"), "ACC-2": (1, "discovering")}
+        A1: (2, "discovering"), A2: (1, "discovering")}
     assert snapshot.processed == frozenset({"evt-1"})
-    assert [r.key for r in crm.records("ACC-1") if r.kind == "plan"] == ["ACC-1#1", "ACC-1#2"]
+    assert [r.key for r in crm.records(A1) if r.kind == "plan"] == [f"{A1}#1", f"{A1}#2"]
 
 
 def test_saving_a_plan_again_updates_it_in_place(crm: Crm) -> None:
     crm.apply([_change("evt-1", SavePlan(_plan()))])
     later = _plan(revision=2).model_copy(update={
-        "stage": "checking-in", "checkins": (CheckIn(slot=1, key="ACC-1#1:checkin:1", start_at=NOW),)})
+        "stage": "checking-in", "checkins": (CheckIn(slot=1, key=f"{A1}#1:checkin:1", start_at=NOW),)})
     crm.apply([_change("evt-2", SavePlan(later))])
-    (plan,) = crm.load(["ACC-1"], []).plans.values()
+    (plan,) = crm.load([A1], []).plans.values()
     assert plan == later
 
 
 def test_check_ins_are_marked_done_or_cancelled(crm: Crm) -> None:
     checkins = [
-        ScheduleCheckIn(key=f"ACC-1#1:checkin:{n}", plan_key="ACC-1#1", account_id="ACC-1", slot=n,
+        ScheduleCheckIn(key=f"{A1}#1:checkin:{n}", plan_key=f"{A1}#1", account_id=A1, slot=n,
                         start_at=NOW + timedelta(days=7 * n), duration_minutes=30, subject="Check-in",
                         description="", owner_id=OWNER_ID, provenance=_prov("evt-1"))
         for n in (1, 2)
     ]
     crm.apply([_change("evt-1", *checkins)])
-    done = SetCheckInStatus(plan_key="ACC-1#1", account_id="ACC-1", keys=("ACC-1#1:checkin:1",),
+    done = SetCheckInStatus(plan_key=f"{A1}#1", account_id=A1, keys=(f"{A1}#1:checkin:1",),
                             status="done", reason="held", provenance=_prov("evt-2"))
-    cancel = SetCheckInStatus(plan_key="ACC-1#1", account_id="ACC-1", keys=("ACC-1#1:checkin:2",),
+    cancel = SetCheckInStatus(plan_key=f"{A1}#1", account_id=A1, keys=(f"{A1}#1:checkin:2",),
                               status="cancelled", reason="plan lost", provenance=_prov("evt-3"))
     assert crm.apply([_change("evt-2", done), _change("evt-3", cancel)]) == [None, None]
     status = {r.key: r.fields["status"] for r in crm.records() if r.kind == "checkin"}
-    assert status == {"ACC-1#1:checkin:1": "done", "ACC-1#1:checkin:2": "cancelled"}
+    assert status == {f"{A1}#1:checkin:1": "done", f"{A1}#1:checkin:2": "cancelled"}
 
 
 def test_publish_actions_are_not_crm_records(crm: Crm) -> None:
@@ -142,28 +145,28 @@ def test_publish_actions_are_not_crm_records(crm: Crm) -> None:
 
 
 def test_outgoing_events_are_kept_in_the_ledger_with_their_cause(crm: Crm) -> None:
-    feedback = PublishEvent(key="ACC-1#1:winback.feedback:MTG-1", routing_key="winback.feedback",
+    feedback = PublishEvent(key=f"{A1}#1:winback.feedback:MTG-1", routing_key="winback.feedback",
                             payload={"type": "winback.feedback", "feedback": ["Per-region status page"],
                                      "nested": {"n": 1, "ok": True}}, provenance=_prov("evt-1"))
-    replayed = PublishEvent(key="ACC-1#1:other", routing_key="winback.other", payload={"a": "é"},
+    replayed = PublishEvent(key=f"{A1}#1:other", routing_key="winback.other", payload={"a": "é"},
                             provenance=_prov("evt-1"))
-    assert crm.apply([_change("evt-1", _task("ACC-1", "evt-1"), feedback),
-                      _change("evt-2", _task("ACC-1", "evt-2"))]) == [None, None]
-    snapshot = crm.load(["ACC-1"], ["evt-1", "evt-2", "evt-3"])
+    assert crm.apply([_change("evt-1", _task(A1, "evt-1"), feedback),
+                      _change("evt-2", _task(A1, "evt-2"))]) == [None, None]
+    snapshot = crm.load([A1], ["evt-1", "evt-2", "evt-3"])
     assert snapshot.processed == frozenset({"evt-1", "evt-2"})
-    assert snapshot.outbox == {"evt-1": (Outgoing("ACC-1#1:winback.feedback:MTG-1", "winback.feedback",
+    assert snapshot.outbox == {"evt-1": (Outgoing(f"{A1}#1:winback.feedback:MTG-1", "winback.feedback",
                                                   feedback.payload),)}
     # A replay of evt-1 with other outgoing events writes nothing and keeps the first ones.
     assert crm.apply([_change("evt-1", replayed)]) == [None]
-    assert crm.load([], ["evt-1"]).outbox["evt-1"][0].message_id == "ACC-1#1:winback.feedback:MTG-1"
+    assert crm.load([], ["evt-1"]).outbox["evt-1"][0].message_id == f"{A1}#1:winback.feedback:MTG-1"
 
 
 def test_many_changes_in_one_apply_are_each_stored(crm: Crm) -> None:
-    changes = [_change(f"evt-{i}", _task(f"ACC-{i}", f"evt-{i}"), SavePlan(_plan(f"ACC-{i}")),
-                       account=f"ACC-{i}") for i in range(250)]
+    changes = [_change(f"evt-{i}", _task(f"001{i:012d}AAA", f"evt-{i}"), SavePlan(_plan(f"001{i:012d}AAA")),
+                       account=f"001{i:012d}AAA") for i in range(250)]
     assert crm.apply(changes) == [None] * 250
     assert len(crm.records()) == 500
-    assert len(crm.load([f"ACC-{i}" for i in range(250)], []).plans) == 250
+    assert len(crm.load([f"001{i:012d}AAA" for i in range(250)], []).plans) == 250
 
 
 def test_a_plan_saved_from_a_stale_read_is_refused_whole_and_the_newer_plan_stands(crm: Crm) -> None:
@@ -173,15 +176,15 @@ def test_a_plan_saved_from_a_stale_read_is_refused_whole_and_the_newer_plan_stan
     first = _plan(revision=2).model_copy(update={"stage": "planning"})
     stale = _plan(revision=2).model_copy(update={"stage": "checking-in"})
     results = crm.apply([
-        _change("evt-2", _task("ACC-1", "evt-2", key="from-evt-2"), SavePlan(first)),
-        _change("evt-3", _task("ACC-1", "evt-3", key="from-evt-3"), SavePlan(stale)),
+        _change("evt-2", _task(A1, "evt-2", key="from-evt-2"), SavePlan(first)),
+        _change("evt-3", _task(A1, "evt-3", key="from-evt-3"), SavePlan(stale)),
     ])
     assert results[0] is None
     assert isinstance(results[1], PlanConflictError)
-    snapshot = crm.load(["ACC-1"], ["evt-2", "evt-3"])
-    assert snapshot.plans["ACC-1"].stage == "planning"
+    snapshot = crm.load([A1], ["evt-2", "evt-3"])
+    assert snapshot.plans[A1].stage == "planning"
     assert snapshot.processed == frozenset({"evt-2"}), "the refused event is not marked applied"
-    assert [r.key for r in crm.records() if r.kind == "task"] == ["ACC-1#1:from-evt-2"]
+    assert [r.key for r in crm.records() if r.kind == "task"] == [f"{A1}#1:from-evt-2"]
 
 
 def test_two_workers_opening_the_same_plan_cannot_both_succeed(crm: Crm) -> None:
@@ -191,43 +194,43 @@ def test_two_workers_opening_the_same_plan_cannot_both_succeed(crm: Crm) -> None
     ])
     assert results[0] is None
     assert isinstance(results[1], PlanConflictError)
-    assert crm.load(["ACC-1"], []).plans["ACC-1"].opened_by == "evt-1"
+    assert crm.load([A1], []).plans[A1].opened_by == "evt-1"
 
 
 def test_a_task_completed_in_the_crm_reads_back_done_with_its_completion_time(crm: Crm) -> None:
     from tests.adapters import complete_task
 
-    crm.apply([_change("evt-1", _task("ACC-1", "evt-1"), _task("ACC-1", "evt-1", key="other"))])
-    complete_task(crm, "ACC-1#1:discovery", NOW + timedelta(minutes=7, seconds=30))
-    tasks = {r.key: r.fields for r in crm.records("ACC-1") if r.kind == "task"}
-    assert (tasks["ACC-1#1:discovery"]["status"], tasks["ACC-1#1:discovery"]["completed_at"]) == (
+    crm.apply([_change("evt-1", _task(A1, "evt-1"), _task(A1, "evt-1", key="other"))])
+    complete_task(crm, f"{A1}#1:discovery", NOW + timedelta(minutes=7, seconds=30))
+    tasks = {r.key: r.fields for r in crm.records(A1) if r.kind == "task"}
+    assert (tasks[f"{A1}#1:discovery"]["status"], tasks[f"{A1}#1:discovery"]["completed_at"]) == (
         "done", "2026-11-22T10:07:30Z")
-    assert (tasks["ACC-1#1:other"]["status"], tasks["ACC-1#1:other"]["completed_at"]) == ("open", None)
+    assert (tasks[f"{A1}#1:other"]["status"], tasks[f"{A1}#1:other"]["completed_at"]) == ("open", None)
 
 
 def test_step_states_say_whether_a_task_was_closed_and_a_checkin_held(crm: Crm) -> None:
-    task, other = _task("ACC-1", "evt-1"), _task("ACC-1", "evt-1", key="ack")
-    checkin = ScheduleCheckIn(key="ACC-1#1:checkin:1", plan_key="ACC-1#1", account_id="ACC-1",
+    task, other = _task(A1, "evt-1"), _task(A1, "evt-1", key="ack")
+    checkin = ScheduleCheckIn(key=f"{A1}#1:checkin:1", plan_key=f"{A1}#1", account_id=A1,
                               slot=1, start_at=NOW + timedelta(days=7), duration_minutes=30,
                               subject="Check-in with Acme", description="", owner_id=OWNER_ID,
                               provenance=_prov("evt-1"))
     assert crm.apply([_change("evt-1", task, other, checkin, SavePlan(_plan()))]) == [None]
-    keys = {task.key: "ACC-1", other.key: "ACC-1", checkin.key: "ACC-1", "ACC-1#1:nope": "ACC-1"}
+    keys = {task.key: A1, other.key: A1, checkin.key: A1, f"{A1}#1:nope": A1}
     assert crm.step_states(keys) == {task.key: "open", other.key: "open",
-                                     checkin.key: "pending", "ACC-1#1:nope": "missing"}
+                                     checkin.key: "pending", f"{A1}#1:nope": "missing"}
     complete_task(crm, task.key, NOW)
-    cancel = SetCheckInStatus("ACC-1#1", "ACC-1", (checkin.key,), "cancelled", "closed",
+    cancel = SetCheckInStatus(f"{A1}#1", A1, (checkin.key,), "cancelled", "closed",
                               _prov("evt-2"))
     assert crm.apply([_change("evt-2", cancel, SavePlan(_plan(revision=2)))]) == [None]
     assert crm.step_states(keys) == {task.key: "done", other.key: "open",
-                                     checkin.key: "cancelled", "ACC-1#1:nope": "missing"}
+                                     checkin.key: "cancelled", f"{A1}#1:nope": "missing"}
 
 
 def test_a_timer_is_kept_in_the_outbox_with_its_due_time(crm: Crm) -> None:
     timer = PublishEvent("timer:ACC-1#1:ack:timer", "winback.timer.due", {"id": "timer:x"},
                          _prov("evt-1"), due_at=NOW + timedelta(minutes=20))
     assert crm.apply([_change("evt-1", timer, SavePlan(_plan()))]) == [None]
-    (kept,) = crm.load({"ACC-1"}, {"evt-1"}).outbox["evt-1"]
+    (kept,) = crm.load({A1}, {"evt-1"}).outbox["evt-1"]
     assert kept == Outgoing(timer.key, "winback.timer.due", {"id": "timer:x"},
                             (NOW + timedelta(minutes=20)).isoformat())
     assert kept.due == NOW + timedelta(minutes=20)

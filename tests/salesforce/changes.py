@@ -18,7 +18,7 @@ from handlers.actions import (
 from handlers.plan import Plan, plan_key
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
-OWNER, CONTACT, CAMPAIGN = "0050000000ALICE", "0030000000DANA1", "701000000SURVEY"
+OWNER, CONTACT, CAMPAIGN = "0050000000ALICEAAA", "0030000000DANA1", "701000000SURVEY"
 
 
 def account_id(n: int) -> str:

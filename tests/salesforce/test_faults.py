@@ -18,7 +18,7 @@ from handlers.errors import (
 )
 from tests.salesforce.changes import CAMPAIGN, account_id, contact_id, lapse, plan, prov, task
 from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings, salesforce_crm
-from tests.sfserver.server import USER_ID
+from tests.sfserver.cast import ALICE
 from worker.crm.fitting import MARKER
 from worker.crm.salesforce import SalesforceCrm
 
@@ -193,17 +193,17 @@ def test_salesforce_own_validation_of_a_too_long_value_is_a_crm_rejected_error(
     assert "STRING_TOO_LONG" in str(result)
 
 
-def test_an_owner_the_org_does_not_have_gets_nothing_the_integration_user_does(
+def test_an_owner_the_org_does_not_have_hands_the_work_to_the_accounts_owner(
         tmp_path: Path) -> None:
-    # Salesforce would refuse "USR-1" (MALFORMED_ID) and the whole event with it: the work is
-    # the integration user's instead, as for an account nobody owns.
+    # Salesforce would refuse "USR-1" (MALFORMED_ID) and the whole event with it: the work goes
+    # to the account's owner instead (the integration user when nobody owns it).
     with salesforce_crm(tmp_path, strict_ids=True) as (server, crm):
         bad = replace(task(account_id(1), "evt-1"), owner_id="USR-1")
         (result,) = crm.apply([EventChange("evt-1", "crm.customer.lapsed", bad.account_id,
                                            (bad,))])
         (row,) = server.records("Task")
     assert result is None
-    assert row["OwnerId"] == USER_ID
+    assert row["OwnerId"] == ALICE  # who owns the test org's numbered accounts
 
 
 def test_a_malformed_account_id_parks_only_its_own_event(tmp_path: Path) -> None:
@@ -224,9 +224,10 @@ def test_a_malformed_account_id_parks_only_its_own_event(tmp_path: Path) -> None
 def test_a_campaign_member_without_a_contact_is_rejected_by_salesforce(
     server: SalesforceServer, crm: SalesforceCrm
 ) -> None:
-    member = AddToCampaign(key="001A#1:survey", plan_key="001A#1", account_id="001A",
-                           campaign_id="701SURVEY", contact_id=None, provenance=prov("evt-1"))
-    (result,) = crm.apply([EventChange("evt-1", "crm.customer.lapsed", "001A", (member,))])
+    account = account_id(1)
+    member = AddToCampaign(key=f"{account}#1:survey", plan_key=f"{account}#1", account_id=account,
+                           campaign_id=CAMPAIGN, contact_id=None, provenance=prov("evt-1"))
+    (result,) = crm.apply([EventChange("evt-1", "crm.customer.lapsed", account, (member,))])
     assert isinstance(result, CrmRejectedError)
     assert "REQUIRED_FIELD_MISSING" in str(result)
 

@@ -15,6 +15,10 @@ WON = "001000000000WONAAA"
 LOST = "00100000000LOSTAAA"
 DECLINED = "001000000DECLNDAAA"
 ACCOUNTS = {WON: "Northwind", LOST: "Tailspin", DECLINED: "Fabrikam"}
+# What tests/salesforce/changes.py writes about: a user, a contact, a survey campaign, and
+# numbered accounts (001 + 12 digits + AAA), as many as the largest test uses.
+ALICE, DANA, SURVEY = "0050000000ALICEAAA", "0030000000DANA1AAA", "701000000SURVEYAAA"
+NUMBERED_ACCOUNTS = 1_100
 
 
 def seed(org: Org) -> None:
@@ -25,3 +29,9 @@ def seed(org: Org) -> None:
     for account, name in ACCOUNTS.items():
         org.seed("Account", Id=account, Name=name, OwnerId=OWNER)
     org.seed("Contact", Id=CONTACT, LastName="Reyes", AccountId=WON, Email="dana@northwind.example")
+    org.seed("User", Id=ALICE, Username="alice@example.com.test", Name="Alice", IsActive=True)
+    org.seed("Contact", Id=DANA, LastName="Dana")
+    org.seed("Campaign", Id=SURVEY, Name="Lapsed-customer survey", IsActive=True)
+    for n in range(NUMBERED_ACCOUNTS):
+        org.seed("Account", Id=f"001{n:012d}AAA", Name=f"Customer {n}", OwnerId=ALICE)
+        org.seed("Contact", Id=f"003{n:012d}AAA", LastName=f"Contact {n}")

@@ -9,6 +9,7 @@ import socket
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.sfserver import cast
 from tests.sfserver.faults import Faults
 from tests.sfserver.org import Org
 from tests.sfserver.rest import Rest
@@ -82,16 +84,18 @@ class SalesforceServer:
     """
 
     def __init__(self, directory: Path, *, api_version: str = "62.0", api_used: int = 0,
-                 api_total: int = 100_000, page_size: int = 2000, strict_ids: bool = False,
+                 api_total: int = 100_000, page_size: int = 2000, strict_ids: bool = True,
                  metadata: Path = METADATA, hidden: frozenset[str] = frozenset(),
                  missing: frozenset[str] = frozenset(), read_only: frozenset[str] = frozenset(),
-                 ) -> None:
+                 seed: Callable[[Org], None] | None = cast.seed) -> None:
         self.app = ConnectedApp.create(directory)
         self.ca_file = directory / "test-ca.pem"
         schema = load_schema(metadata, hidden=hidden, missing=missing, read_only=read_only)
         self.org = Org(schema, USER_ID, strict_ids)
         self.org.seed("User", Id=USER_ID, Username=self.app.username, Name="Win-back Worker",
                       IsActive=True)
+        if seed is not None:  # the records an org has before the worker comes: users, accounts...
+            seed(self.org)
         self.rest = Rest(self.org, api_version, page_size)
         self.api_version = api_version
         self.api_used, self.api_total = api_used, api_total

@@ -26,14 +26,15 @@ class People:
     users: frozenset[str] | None = None
 
     def usable(self, user_id: str | None) -> str | None:
-        if user_id is None or self.users is None or user_id in self.users:
+        # Ids compare by their first 15 characters: the 18-character form only adds a checksum.
+        if user_id is None or self.users is None or user_id[:15] in self.users:
             return user_id
         return None
 
     def owner(self, action: CreateTask | DraftEmail | ScheduleCheckIn) -> str | None:
         owner = self.usable(action.owner_id) or self.usable(self.account_owners.get(action.account_id))
         if action.assign == ACCOUNT_OWNER_MANAGER:
-            return self.usable(self.managers.get(owner)) if owner else None
+            return self.usable(self.managers.get(owner[:15])) if owner else None
         return owner
 
 

@@ -142,6 +142,6 @@ def people_from(rows: Rows) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
 
 
 def people(owners: Mapping[str, str], users: Mapping[str, dict[str, Any]]) -> People:
-    active = frozenset(i for i, row in users.items() if row.get("IsActive"))
-    managers = {i: str(row["ManagerId"]) for i, row in users.items() if row.get("ManagerId")}
+    active = frozenset(i[:15] for i, row in users.items() if row.get("IsActive"))
+    managers = {i[:15]: str(row["ManagerId"]) for i, row in users.items() if row.get("ManagerId")}
     return People(account_owners=dict(owners), managers=managers, users=active)

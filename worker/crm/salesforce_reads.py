@@ -132,8 +132,10 @@ class Reader:
         """The wave's people; account owners and managers not asked about yet are asked next."""
         owners, users = people_from(rows)
         for _ in range(2):  # the account owners, then their managers
-            unseen = {*owners.values(), *(str(u["ManagerId"]) for u in users.values()
-                                          if u.get("ManagerId"))} - set(users)
+            seen = {i[:15] for i in users}
+            wanted = {*owners.values(), *(str(u["ManagerId"]) for u in users.values()
+                                          if u.get("ManagerId"))}
+            unseen = {i for i in wanted if i[:15] not in seen}
             if not unseen:
                 break
             users |= people_from(self.run(user_queries(unseen, chunks)))[1]

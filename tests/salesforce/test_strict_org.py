@@ -1,0 +1,52 @@
+"""The test org refuses what Salesforce refuses (see tests/sfserver/README.md), so the tests can fail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.sfserver import SalesforceServer
+from tests.sfserver.cast import ALICE, WON
+from tests.sfserver.org import SfError
+
+QUEUE, GONE = "00G000000000QUEAAA", "005000000000GONAAA"
+
+
+def _task(**fields: Any) -> dict[str, Any]:
+    return {"Subject": "Call them", "WhatId": WON, "OwnerId": ALICE, **fields}
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"OwnerId": "winback-default-owner"}, "MALFORMED_ID"),
+    ({"WhatId": "001000000000NOPAAA"}, "INVALID_CROSS_REFERENCE_KEY"),
+    ({"OwnerId": QUEUE}, "FIELD_INTEGRITY_EXCEPTION"),
+    ({"OwnerId": GONE}, "INACTIVE_OWNER_OR_USER"),
+    ({"Subject": "x" * 256}, "STRING_TOO_LONG"),
+    ({"Priority": "Urgent"}, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+    ({"Nope__c": "x"}, "INVALID_FIELD"),
+])
+def test_a_task_salesforce_would_refuse_is_refused(server: SalesforceServer, fields: dict[str, Any],
+                                                   code: str) -> None:
+    server.org.seed("Group", Id=QUEUE, Name="Managers", Type="Queue")
+    server.org.seed("User", Id=GONE, Username="gone@example.com.test", IsActive=False)
+    with pytest.raises(SfError) as caught, server.org.transaction() as tx:
+        server.org.create(tx, "Task", _task(**fields))
+    assert caught.value.code == code
+    assert server.records("Task") == []
+
+
+def test_a_queue_may_own_a_plan_but_not_an_event(server: SalesforceServer) -> None:
+    server.org.seed("Group", Id=QUEUE, Name="Managers", Type="Queue")
+    with server.org.transaction() as tx:
+        server.org.create(tx, "Winback_Plan__c", {"Name": "Acme #1", "OwnerId": QUEUE})
+    with pytest.raises(SfError) as caught, server.org.transaction() as tx:
+        server.org.create(tx, "Event", {"StartDateTime": "2026-11-22T10:00:00Z",
+                                        "DurationInMinutes": 30, "OwnerId": QUEUE})
+    assert caught.value.code == "FIELD_INTEGRITY_EXCEPTION"
+
+
+def test_the_worker_cannot_write_the_orgs_own_records(server: SalesforceServer) -> None:
+    with pytest.raises(SfError) as caught, server.org.transaction() as tx:
+        server.org.create(tx, "Account", {"Name": "Sneaky"})
+    assert caught.value.code == "INSUFFICIENT_ACCESS_OR_READONLY"
