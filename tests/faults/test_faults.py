@@ -111,7 +111,9 @@ def _poison(names: Names, count: int) -> None:
 
 
 def test_an_expired_fixed_token_pauses_consumption_and_parks_nothing(names: Names, tmp_path: Path) -> None:
-    with SalesforceServer(tmp_path) as server:
+    # Lenient on ids: these tests are about retries and parking, with the account ids the
+    # events carry ("ACC-…"), which are not in the test org (converting them is issue 13's rest).
+    with SalesforceServer(tmp_path, strict_ids=False) as server:
         settings = _sf_settings(names, tmp_path, token_settings(server))
         crm = SalesforceCrm.from_settings(settings, retry=FAST_RETRY)
         session, metrics = _worker(settings, crm)
@@ -144,7 +146,9 @@ def test_an_expired_fixed_token_pauses_consumption_and_parks_nothing(names: Name
 def test_a_503_storm_rate_limits_two_replicas_and_poison_end_with_each_event_once(
     names: Names, tmp_path: Path
 ) -> None:
-    with SalesforceServer(tmp_path) as server:
+    # Lenient on ids: these tests are about retries and parking, with the account ids the
+    # events carry ("ACC-…"), which are not in the test org (converting them is issue 13's rest).
+    with SalesforceServer(tmp_path, strict_ids=False) as server:
         settings = _sf_settings(names, tmp_path, jwt_settings(server), batch_size=10, prefetch=20)
         server.faults.unavailable(times=12)
         server.faults.limit_exceeded(times=6)
@@ -313,7 +317,9 @@ def test_sigkill_mid_batch_then_sigterm_drain_then_park_fix_and_replay(names: Na
 
 
 def test_parked_then_fixed_then_replayed_is_written_once(names: Names, tmp_path: Path) -> None:
-    with SalesforceServer(tmp_path) as server:
+    # Lenient on ids: these tests are about retries and parking, with the account ids the
+    # events carry ("ACC-…"), which are not in the test org (converting them is issue 13's rest).
+    with SalesforceServer(tmp_path, strict_ids=False) as server:
         settings = _sf_settings(names, tmp_path, jwt_settings(server))
         broken = "ACC-replay-1"
         server.faults.record_error("Task", "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Due date on a holiday",
