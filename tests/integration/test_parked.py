@@ -169,13 +169,14 @@ def test_replay_killed_half_way_loses_nothing(names: Names, tmp_path: Path) -> N
     settings = make_settings(names, tmp_path)
     count = 3000  # more lines than the stdout pipe holds: the replay blocks on it until killed
     with channel() as ch:
+        ch.confirm_delivery()  # each one on the broker before the replay starts
         for n in range(count):
             headers = {"x-winback-error": "RuleError", "x-winback-reason": "template missing",
                        "x-winback-routing-key": "crm.customer.lapsed", "x-winback-attempts": 0,
                        "x-winback-parked-at": datetime.now(UTC).isoformat(timespec="seconds")}
             ch.basic_publish("", settings.parking_queue, json.dumps(lapsed(f"evt-{n}", f"ACC-{n}")).encode(),
                              pika.BasicProperties(headers=headers, delivery_mode=2))
-    wait_until(lambda: message_count(settings.parking_queue) == count, what="all parked")
+    assert message_count(settings.parking_queue) == count
     replay = subprocess.Popen([sys.executable, "-m", "worker", "parked", "replay", "--all"],
                               cwd=ROOT, env=os.environ | _env(names, tmp_path),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
