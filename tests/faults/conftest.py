@@ -1,22 +1,11 @@
-"""The fault suite's fixtures, and its one summary line at the end of the run."""
+"""The fault suite's fixtures (the integration tests' own), and its one summary line at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.faults.tally import TALLY
-from tests.integration.broker import Names, delete_all, new_names, require_broker
-
-
-@pytest.fixture
-def names() -> Iterator[Names]:
-    require_broker()
-    names = new_names()
-    yield names
-    delete_all(names, (0.2, 0.2, 0.2))
+from tests.integration.conftest import names  # noqa: F401 - the same uniquely named topology
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
