@@ -15,7 +15,7 @@ from handlers.actions import OUTREACH_KINDS
 from handlers.plan import Plan
 from handlers.rules.model import ContactBudget
 
-GuardCode = Literal["closed_plan", "do_not_contact", "once_per_plan", "already_done", "budget"]
+GuardCode = Literal["closed_plan", "paused", "do_not_contact", "once_per_plan", "already_done", "budget"]
 
 # Kinds the method allows once per plan, and the plan field that says it has happened.
 DISCOVERY_KINDS: frozenset[str] = frozenset({"discovery", "survey"})
@@ -42,6 +42,12 @@ def _closed_plan(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | No
     if plan.is_open:
         return None
     return Blocked("closed_plan", f"the plan is closed ({plan.stage}): no outreach follows")
+
+
+def _paused(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+    if not plan.paused:
+        return None
+    return Blocked("paused", "the plan is paused in the CRM: no outreach until an owner resumes it")
 
 
 def _do_not_contact(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
@@ -79,7 +85,7 @@ def _budget(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
 
 Guard = Callable[[Proposed, Plan, ContactBudget], Blocked | None]
 # Order matters only for which reason is recorded: the most fundamental first.
-GUARDS: tuple[Guard, ...] = (_closed_plan, _do_not_contact, _once_per_plan, _already_done, _budget)
+GUARDS: tuple[Guard, ...] = (_closed_plan, _paused, _do_not_contact, _once_per_plan, _already_done, _budget)
 
 
 def check(proposed: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:

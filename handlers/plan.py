@@ -109,6 +109,7 @@ class Plan(_Frozen):
     annual_value: float | None = None
     currency: str | None = None
     do_not_contact: bool = False
+    paused: bool = False  # an owner paused the plan in the CRM (Winback_Plan__c.Paused__c)
     approach: Literal["individual", "survey"] | None = None
     lapse_reason: str | None = None
     desired_result: str | None = None

@@ -84,3 +84,11 @@ def test_once_per_plan_reason_names_the_earlier_apology() -> None:
                     plan(apology="drafted", apology_key="A#1:apology"), BUDGET)
     assert blocked is not None
     assert blocked.reason == "already apologised once on this plan (A#1:apology)"
+
+
+
+def test_a_plan_paused_in_the_crm_gets_no_outreach_and_says_so() -> None:
+    blocked = check(Proposed("apology", "k", datetime(2026, 12, 1, tzinfo=UTC)), plan(paused=True), BUDGET)
+    assert blocked is not None
+    assert blocked.code == "paused"
+    assert "paused in the CRM" in blocked.reason

@@ -211,6 +211,8 @@ def _member_queries(changes: Sequence[EventChange]) -> dict[str, str]:
 
 def _plan(row: dict[str, Any]) -> Plan:
     try:
-        return Plan.model_validate(json.loads(row["State_Json__c"]))
+        plan = Plan.model_validate(json.loads(row["State_Json__c"]))
+        # Owners pause a plan by ticking Paused__c; the worker's own state never overrides them.
+        return plan.model_copy(update={"paused": bool(row.get("Paused__c"))})
     except (ValueError, ValidationError) as exc:
         raise CrmRejectedError(f"Winback plan {row.get(sf.PLAN_KEY)} holds no valid state: {exc}") from exc

@@ -53,7 +53,7 @@ EMAIL_FIELDS = (
 MEMBER_FIELDS = ("CampaignId", "ContactId", KEY, "Winback_Account_Id__c", *_PROVENANCE)
 _READ_ONLY = ("Id", "CreatedById", "CreatedDate")
 SELECTS: dict[str, tuple[str, ...]] = {
-    PLAN: ("Id", PLAN_KEY, "Seq__c", "State_Json__c"),
+    PLAN: ("Id", PLAN_KEY, "Seq__c", "State_Json__c", "Paused__c"),
     "Task": (*_READ_ONLY, "IsClosed", "CompletedDateTime", *TASK_FIELDS),
     "Event": (*_READ_ONLY, *EVENT_FIELDS),
     "EmailMessage": (*_READ_ONLY, *EMAIL_FIELDS),
