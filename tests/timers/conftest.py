@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.adapters import ADAPTERS, open_crm
-from tests.integration.broker import Names, delete_all, new_names, require_broker
+from tests.integration.conftest import names  # noqa: F401 - the same uniquely named topology
 from worker.crm.port import Crm
-
-
-@pytest.fixture
-def names() -> Iterator[Names]:
-    require_broker()
-    names = new_names()
-    yield names
-    delete_all(names, (0.2, 0.2, 0.2))
 
 
 @pytest.fixture(params=ADAPTERS)
