@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,5 +100,29 @@ def take_all_routed(queue: str) -> list[tuple[str, dict[str, Any], bytes]]:
             out.append((method.routing_key, dict(props.headers or {}), body))
 
 
+_PREFIXES: set[str] = set()  # every prefix this test run handed out, for the sweep at the end
+
+
 def new_names() -> Names:
-    return Names(f"test.{uuid.uuid4().hex[:10]}")
+    names = Names(f"test.{uuid.uuid4().hex[:10]}")
+    _PREFIXES.add(names.prefix)
+    return names
+
+
+def sweep_leftovers(prefixes: set[str] | None = None) -> int:
+    """Delete the queues this run's tests left on the shared broker; returns how many.
+
+    A teardown deletes the retry queues of the delays it is told about, but a worker under test
+    may declare others (its default delays, a test's own): without this they pile up run after
+    run on a broker that CI shares with every later run. One `rabbitmqctl list_queues` call.
+    """
+    prefixes = _PREFIXES if prefixes is None else prefixes
+    if not prefixes or shutil.which("rabbitmqctl") is None:
+        return 0
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_queues", "--no-table-headers", "name"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    leftovers = [q for q in listed.stdout.split() if ".".join(q.split(".")[:2]) in prefixes]
+    with channel() as ch:
+        for queue in leftovers:
+            ch.queue_delete(queue)
+    return len(leftovers)
