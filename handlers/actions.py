@@ -84,7 +84,12 @@ class ScheduleCheckIn:
 
 @dataclass(frozen=True)
 class SetCheckInStatus:
-    """Mark scheduled check-ins ``done`` (the meeting took place) or ``cancelled`` (plan closed)."""
+    """Mark scheduled check-ins ``done`` (the meeting took place) or ``cancelled`` (plan closed).
+
+    The calendar tells the truth: a check-in held at another time than booked moves to
+    ``held_at`` (keeping ``duration_minutes`` when known), and a cancelled one keeps its record
+    but its subject starts with ``CANCELLED_PREFIX`` and it no longer blocks the owner's time.
+    """
 
     plan_key: str
     account_id: str
@@ -92,6 +97,16 @@ class SetCheckInStatus:
     status: Literal["done", "cancelled"]
     reason: str
     provenance: Provenance
+    held_at: datetime | None = None
+    duration_minutes: int | None = None
+
+
+CANCELLED_PREFIX = "Cancelled: "
+
+
+def cancelled_subject(subject: str) -> str:
+    """The subject a cancelled check-in shows; marking it twice does not prefix it twice."""
+    return subject if subject.startswith(CANCELLED_PREFIX) else CANCELLED_PREFIX + subject
 
 
 @dataclass(frozen=True)

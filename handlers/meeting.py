@@ -58,8 +58,8 @@ def _checkins_after(plan: Plan, data: MeetingData) -> tuple[CheckIn, ...]:
     if data.kind != "check_in" or not pending:
         return plan.checkins
     kept = pending[0].slot
-    return tuple(c.model_copy(update={"status": "done"}) if c.slot == kept else c
-                 for c in plan.checkins)
+    held = {"status": "done", "start_at": data.held_at}  # when it took place, as the calendar
+    return tuple(c.model_copy(update=held) if c.slot == kept else c for c in plan.checkins)
 
 
 def _recorded(plan: Plan, data: MeetingData, movement: int | None) -> Plan:
@@ -112,10 +112,13 @@ def _with_completed_checkins(outcome: Outcome, before: Plan, after: Plan, event:
                              rules: RuleSet) -> Outcome:
     """The check-in this meeting fulfilled is marked done in the CRM too, not only on the plan."""
     was_pending = {c.key for c in before.pending_checkins}
-    done = tuple(c.key for c in after.checkins if c.status == "done" and c.key in was_pending)
+    done = [c for c in after.checkins if c.status == "done" and c.key in was_pending]
     if not done:
         return outcome
-    mark = SetCheckInStatus(before.key, before.account_id, done, "done",
-                            f"held as meeting {meeting_data(event).meeting_id}",
-                            Provenance(event.id, METHOD, rules.version))
+    data = meeting_data(event)
+    # The calendar tells the truth: the check-in moves to when it was held (early or late).
+    mark = SetCheckInStatus(before.key, before.account_id, tuple(c.key for c in done), "done",
+                            f"held as meeting {data.meeting_id}",
+                            Provenance(event.id, METHOD, rules.version),
+                            held_at=data.held_at, duration_minutes=done[0].duration_minutes)
     return replace(outcome, actions=(mark, *outcome.actions))

@@ -34,6 +34,7 @@ class CheckIn(_Frozen):
     key: str
     start_at: datetime
     status: Literal["pending", "done", "cancelled"] = "pending"
+    duration_minutes: int | None = None  # None on plans saved before it was kept
 
 
 class Timer(_Frozen):

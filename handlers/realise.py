@@ -130,7 +130,8 @@ def _checkin(scope: Scope, action: ScheduleCheckInsAction, slot: int, start_at: 
         owner_id=owner.owner_id, assign=owner.relation, provenance=scope.provenance,
         contact_id=scope.values.get("contact_id"),
     )
-    record = CheckIn(slot=slot, key=key, start_at=start_at)
+    record = CheckIn(slot=slot, key=key, start_at=start_at,
+                     duration_minutes=spec.duration_minutes)
     actions: tuple[Action, ...] = (event,)
     timers: tuple[Timer, ...] = ()
     if spec.unless_held is not None:

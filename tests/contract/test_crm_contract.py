@@ -17,7 +17,8 @@ from handlers.actions import (
 )
 from handlers.errors import PlanConflictError
 from handlers.plan import CheckIn, Plan, plan_key
-from tests.adapters import OWNER_ID, complete_task
+from tests.adapters import OWNER_ID, complete_task, salesforce_rows
+from worker.crm.fitting import MARKER
 from worker.crm.port import Crm, Outgoing
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
@@ -206,6 +207,56 @@ def test_a_task_completed_in_the_crm_reads_back_done_with_its_completion_time(cr
     assert (tasks[f"{A1}#1:discovery"]["status"], tasks[f"{A1}#1:discovery"]["completed_at"]) == (
         "done", "2026-11-22T10:07:30Z")
     assert (tasks[f"{A1}#1:other"]["status"], tasks[f"{A1}#1:other"]["completed_at"]) == ("open", None)
+
+
+def test_the_calendar_tells_the_truth_held_early_moves_cancelled_is_marked(crm: Crm) -> None:
+    booked = [NOW + timedelta(days=7 * n) for n in (1, 2, 3)]
+    checkins = [
+        ScheduleCheckIn(key=f"{A1}#1:checkin:{n}", plan_key=f"{A1}#1", account_id=A1, slot=n,
+                        start_at=booked[n - 1], duration_minutes=45,
+                        subject=f"Check-in {n} with Acme", description="", owner_id=OWNER_ID,
+                        provenance=_prov("evt-1"))
+        for n in (1, 2, 3)
+    ]
+    crm.apply([_change("evt-1", *checkins)])
+    held_at = booked[0] - timedelta(days=2, hours=3)  # held two days early
+    done = SetCheckInStatus(f"{A1}#1", A1, (checkins[0].key,), "done", "held", _prov("evt-2"),
+                            held_at=held_at, duration_minutes=45)
+    cancel = SetCheckInStatus(f"{A1}#1", A1, (checkins[1].key,), "cancelled", "plan lost",
+                              _prov("evt-3"))
+    again = SetCheckInStatus(f"{A1}#1", A1, (checkins[1].key,), "cancelled", "again",
+                             _prov("evt-4"))
+    assert crm.apply([_change("evt-2", done), _change("evt-3", cancel)]) == [None, None]
+    assert crm.apply([_change("evt-4", again)]) == [None]
+    shown = {r.key: (r.fields["status"], r.fields["start_at"], r.fields["subject"])
+             for r in crm.records() if r.kind == "checkin"}
+    assert shown == {
+        checkins[0].key: ("done", "2026-11-27T07:00:00Z", "Check-in 1 with Acme"),
+        checkins[1].key: ("cancelled", "2026-12-06T10:00:00Z", "Cancelled: Check-in 2 with Acme"),
+        checkins[2].key: ("pending", "2026-12-13T10:00:00Z", "Check-in 3 with Acme"),
+    }
+    rows = salesforce_rows(crm, "Event")
+    if rows is not None:  # the Event's end moved with its start; the cancelled one is free time
+        by_key = {r["Winback_Key__c"]: r for r in rows}
+        held = by_key[checkins[0].key]
+        assert (held["StartDateTime"], held["EndDateTime"]) == (
+            "2026-11-27T07:00:00.000+0000", "2026-11-27T07:45:00.000+0000")
+        assert (by_key[checkins[1].key]["ShowAs"], by_key[checkins[2].key]["ShowAs"]) == (
+            "Free", "Busy")
+
+
+def test_a_check_in_cancelled_in_the_change_that_books_it_is_marked_too(crm: Crm) -> None:
+    checkin = ScheduleCheckIn(key=f"{A1}#1:checkin:1", plan_key=f"{A1}#1", account_id=A1, slot=1,
+                              start_at=NOW + timedelta(days=7), duration_minutes=30,
+                              subject="S" * 255, description="", owner_id=OWNER_ID,
+                              provenance=_prov("evt-1"))
+    cancel = SetCheckInStatus(f"{A1}#1", A1, (checkin.key,), "cancelled", "closed", _prov("evt-1"))
+    assert crm.apply([_change("evt-1", checkin, cancel)]) == [None]
+    (record,) = [r for r in crm.records() if r.kind == "checkin"]
+    assert record.fields["status"] == "cancelled"
+    assert record.fields["subject"].startswith("Cancelled: SSS")
+    assert record.fields["subject"].endswith(MARKER)
+    assert len(record.fields["subject"]) == 255
 
 
 def test_step_states_say_whether_a_task_was_closed_and_a_checkin_held(crm: Crm) -> None:

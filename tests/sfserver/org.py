@@ -6,7 +6,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tests.sfserver.schema import Field, SObject
@@ -94,6 +94,8 @@ class Org:
                **self._defaults(obj), **values}
         if name == "Task":
             _close_task(row, {})
+        if name == "Event":
+            _end_event(row)
         self._put(obj, row)
         tx.undo.append(lambda: self._remove(obj, record_id))
         tx.changes.append(("CREATE", name, dict(row), list(values)))
@@ -114,6 +116,8 @@ class Org:
         after = {**before, **values}
         if name == "Task":
             _close_task(after, before)
+        if name == "Event":
+            _end_event(after)
         self._remove(obj, record_id)
         try:
             self._put(obj, after)
@@ -284,6 +288,14 @@ def _close_task(row: dict[str, Any], before: dict[str, Any]) -> None:
         row["CompletedDateTime"] = _now()
     elif not row["IsClosed"]:
         row["CompletedDateTime"] = None
+
+
+def _end_event(row: dict[str, Any]) -> None:
+    """Salesforce keeps EndDateTime at StartDateTime plus DurationInMinutes."""
+    start, minutes = row.get("StartDateTime"), row.get("DurationInMinutes")
+    if start and minutes is not None:
+        end = datetime.fromisoformat(str(start)) + timedelta(minutes=int(minutes))
+        row["EndDateTime"] = _datetime("EndDateTime", end.isoformat())
 
 
 def _full_id(value: str) -> str:

@@ -72,6 +72,8 @@ def _standard() -> dict[str, SObject]:
     event = [
         Field("Subject", "string", 255), Field("Description", "textarea", 32000),
         Field("StartDateTime", "datetime"), Field("DurationInMinutes", "int"),
+        # Derived from the start and the duration, as Salesforce does when only those are sent.
+        Field("EndDateTime", "datetime", createable=False, updateable=False),
         Field("ShowAs", "picklist", 40, values=("Busy", "OutOfOffice", "Free")), owner, what, who,
     ]
     email = [

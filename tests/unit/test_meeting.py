@@ -136,6 +136,16 @@ def test_next_check_in_is_scheduled_on_the_cadence_from_the_first_meeting() -> N
     assert [(c.slot, c.status) for c in plan_of(second).checkins] == [(1, "done"), (2, "pending")]
 
 
+def test_a_check_in_held_early_moves_to_when_it_was_held() -> None:
+    outcome = after_exit_interview()  # check-in 1 booked for 2026-11-13 11:00, 30 minutes
+    early = run(meeting("m1", "2026-11-11T16:30"), outcome.plan)
+    (mark,) = [a for a in early.actions if isinstance(a, SetCheckInStatus)]
+    assert (mark.keys, mark.status, mark.held_at, mark.duration_minutes) == (
+        ("ACC-1#1:checkin:1",), "done", at("2026-11-11T16:30"), 30)
+    assert next((c.slot, c.status, c.start_at) for c in plan_of(early).checkins) == (
+        1, "done", at("2026-11-11T16:30"))
+
+
 def test_never_two_pending_check_ins_for_the_same_slot() -> None:
     outcome = after_exit_interview()
     catch_up = run(meeting("m1", "2026-11-08T11:00", kind="catch_up"), outcome.plan)

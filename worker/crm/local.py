@@ -28,10 +28,17 @@ from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictE
 from handlers.events import StepState
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
-from worker.crm.fitting import fit_change
+from worker.crm.fitting import STANDARD_LIMITS, fit, fit_change
 from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, Record, RecordKind, Snapshot, outbox_from_json, outbox_json
-from worker.crm.records import campaign_fields, checkin_fields, draft_fields, iso, task_fields
+from worker.crm.records import (
+    campaign_fields,
+    checkin_fields,
+    checkin_update,
+    draft_fields,
+    iso,
+    task_fields,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -177,7 +184,8 @@ class LocalCrm:
                     "SELECT fields FROM records WHERE kind = 'checkin' AND key = ?", (key,)
                 ).fetchone()
                 if row:
-                    fields = json.loads(row[0]) | {"status": action.status}
+                    fields = checkin_update(json.loads(row[0]), action)
+                    fields["subject"] = fit(fields["subject"], STANDARD_LIMITS[("Event", "Subject")])
                     self._db.execute(
                         "UPDATE records SET fields = ? WHERE kind = 'checkin' AND key = ?",
                         (json.dumps(fields), key),

@@ -11,6 +11,8 @@ from handlers.actions import (
     DraftEmail,
     Provenance,
     ScheduleCheckIn,
+    SetCheckInStatus,
+    cancelled_subject,
 )
 
 
@@ -49,6 +51,19 @@ def checkin_fields(a: ScheduleCheckIn) -> dict[str, Any]:
         "owner_id": a.owner_id, "contact_id": a.contact_id, "status": "pending",
         "plan_key": a.plan_key, **_provenance(a.provenance),
     }
+
+
+def checkin_update(fields: dict[str, Any], a: SetCheckInStatus) -> dict[str, Any]:
+    """A check-in's fields after ``a``, as the Salesforce adapter changes its Event: held, it
+    moves to when it took place; cancelled, its subject says so."""
+    changed: dict[str, Any] = {"status": a.status}
+    if a.status == "cancelled":
+        changed["subject"] = cancelled_subject(str(fields.get("subject") or ""))
+    elif a.held_at is not None:
+        changed["start_at"] = iso(a.held_at)
+        if a.duration_minutes:
+            changed["duration_minutes"] = a.duration_minutes
+    return fields | changed
 
 
 def campaign_fields(a: AddToCampaign) -> dict[str, Any]:

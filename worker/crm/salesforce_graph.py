@@ -42,6 +42,7 @@ class Existing:
 
     keys: frozenset[tuple[str, str]] = frozenset()
     event_ids: Mapping[str, str] = field(default_factory=dict)
+    event_subjects: Mapping[str, str] = field(default_factory=dict)  # check-in key -> Subject
     members: frozenset[tuple[str, str]] = frozenset()  # (campaign id, contact id)
     people: People = field(default_factory=People)  # who may own the records
 
@@ -87,17 +88,20 @@ class _Nodes:
             return  # written before, by this event's earlier delivery or another event
         self.add("POST", sobject, body)
         if sobject == "Event":
-            self._checkins[key] = body
+            self._checkins[key] = self.items[-1]["body"]  # the fitted body that is sent
 
     def member(self, body: dict[str, Any]) -> None:
         if (body.get("CampaignId"), body.get("ContactId")) not in self._existing.members:
             self.create("CampaignMember", body)  # else already in the campaign: nothing to add
 
-    def set_status(self, key: str, status: str) -> None:
+    def set_status(self, key: str, action: SetCheckInStatus) -> None:
         if key in self._checkins:  # scheduled by this same change: create it with that status
-            self._checkins[key].update(sf.checkin_status(status))
+            body = self._checkins[key]
+            body.update(fit_body("Event", sf.checkin_update(action, body.get("Subject")),
+                                 self._limits))
         elif key in self._existing.event_ids:
-            self.add("PATCH", f"Event/{self._existing.event_ids[key]}", sf.checkin_status(status))
+            update = sf.checkin_update(action, self._existing.event_subjects.get(key))
+            self.add("PATCH", f"Event/{self._existing.event_ids[key]}", update)
 
 
 def build_graph(index: int, change: EventChange, data_path: str, existing: Existing,
@@ -140,7 +144,7 @@ def _add_action(nodes: _Nodes, action: Action) -> None:
         nodes.create("Event", sf.checkin_body(action))
     elif isinstance(action, SetCheckInStatus):
         for key in action.keys:
-            nodes.set_status(key, action.status)
+            nodes.set_status(key, action)
     elif isinstance(action, AddToCampaign):
         nodes.member(sf.member_body(action))
 

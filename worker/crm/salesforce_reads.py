@@ -112,10 +112,13 @@ class Reader:
 
     def existing(self, changes: Sequence[EventChange], wanted: dict[str, dict[str, str]]) -> Existing:
         """What of the batch is already in Salesforce: record keys, check-ins, campaign members."""
-        queries = _key_queries(wanted) | _member_queries(changes) | people_queries(changes, chunks)
+        # A cancelled check-in's subject is marked, so its Event's subject is read with its key.
+        queries = (_key_queries(wanted, {"Event": ("Subject",)}) | _member_queries(changes)
+                   | people_queries(changes, chunks))
         rows = self.run(queries) if queries else {}
         keys: set[tuple[str, str]] = set()
         event_ids: dict[str, str] = {}
+        subjects: dict[str, str] = {}
         members: set[tuple[str, str]] = set()
         for ref, found in rows.items():
             if ref.startswith("people_"):
@@ -124,9 +127,11 @@ class Reader:
             keys.update((sobject, row[sf.KEY]) for row in found if row.get(sf.KEY))
             if sobject == "Event":
                 event_ids.update((row[sf.KEY], row["Id"]) for row in found)
+                subjects.update((row[sf.KEY], row["Subject"]) for row in found if row.get("Subject"))
             if ref.startswith("CampaignMember__m"):  # the key look-ups select no CampaignId
                 members.update((row["CampaignId"], row["ContactId"]) for row in found)
-        return Existing(frozenset(keys), event_ids, frozenset(members), self._people(rows))
+        return Existing(frozenset(keys), event_ids, subjects, frozenset(members),
+                        self._people(rows))
 
     def _people(self, rows: dict[str, list[dict[str, Any]]]) -> People:
         """The wave's people; account owners and managers not asked about yet are asked next."""

@@ -7,7 +7,15 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.actions import AddToCampaign, CreateTask, DraftEmail, Provenance, ScheduleCheckIn
+from handlers.actions import (
+    AddToCampaign,
+    CreateTask,
+    DraftEmail,
+    Provenance,
+    ScheduleCheckIn,
+    SetCheckInStatus,
+    cancelled_subject,
+)
 from handlers.figures import DISCOVERY_MEETING
 from handlers.plan import Plan
 from handlers.timeline import timeline_text
@@ -45,7 +53,7 @@ EVENT_FIELDS = (
     "Subject", "Description", "StartDateTime", "DurationInMinutes", "OwnerId", "WhatId", "WhoId",
     "ShowAs", KEY, "Winback_Slot__c", "Winback_Status__c", *_PROVENANCE,
 )
-EVENT_UPDATED = ("ShowAs", "Winback_Status__c")
+EVENT_UPDATED = ("ShowAs", "Winback_Status__c", "Subject", "StartDateTime", "DurationInMinutes")
 EMAIL_FIELDS = (
     "Subject", "HtmlBody", "TextBody", "ToAddress", "Status", "IsPrivateDraft", "RelatedToId", KEY,
     "Winback_Kind__c", "Winback_Owner_Id__c", "Winback_Contact_Id__c", *_PROVENANCE,
@@ -140,9 +148,19 @@ def checkin_body(a: ScheduleCheckIn, status: str = "pending") -> dict[str, Any]:
     })
 
 
-def checkin_status(status: str) -> dict[str, Any]:
-    """A check-in that took place or was cancelled no longer blocks the owner's calendar."""
-    return {"Winback_Status__c": status, "ShowAs": "Free"}
+def checkin_update(a: SetCheckInStatus, subject: str | None) -> dict[str, Any]:
+    """The calendar tells the truth: a held check-in moves to when it was held; a cancelled one
+    says so in its subject (``subject`` is the Event's now) and no longer blocks the owner's time.
+    """
+    if a.status == "cancelled":
+        body: dict[str, Any] = {"Winback_Status__c": a.status, "ShowAs": "Free"}
+        return body | ({"Subject": cancelled_subject(subject)} if subject is not None else {})
+    body = {"Winback_Status__c": a.status}
+    if a.held_at is not None:
+        body["StartDateTime"] = iso(a.held_at)
+        if a.duration_minutes:  # sent with the start, so the end moves with it
+            body["DurationInMinutes"] = a.duration_minutes
+    return body
 
 
 def draft_body(a: DraftEmail) -> dict[str, Any]:
