@@ -8,7 +8,7 @@ from handlers.errors import InvalidEventError
 from handlers.events import ComplaintData, Event
 from handlers.lapsed import open_plan
 from handlers.outcome import Outcome, RuleTrace
-from handlers.pipeline import METHOD, finish, record, run_rules
+from handlers.pipeline import METHOD, finish, let_go, record, run_rules
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
 
@@ -35,12 +35,21 @@ def _record(plan: Plan, data: ComplaintData, event: Event, rules: RuleSet, now: 
 
 
 def handle_complaint(event: Event, plan: Plan | None, rules: RuleSet, now: datetime) -> Outcome:
-    """Acknowledge within the SLA, escalate by severity, apologise once; open a plan if none is."""
+    """Acknowledge within the SLA, escalate by severity, apologise once; open a plan if none is
+    (except within the cool-off after a lost plan: see ``handlers.guards.cooling_off``)."""
     data = complaint_data(event)
     if plan is not None and data.complaint_id in plan.complaints:
         # The same complaint under a new event id: everything it needs was written the first time.
         why = f"complaint {data.complaint_id} is already recorded on plan {plan.key}"
         return finish([], plan, plan, [RuleTrace(METHOD, False, why)], [])
+    held = let_go(plan, event, rules, now)
+    if held is not None:
+        # Letting them go: the complaint is still acknowledged (service is owed), on the lost
+        # plan; the guards keep the apology and any other outreach from reaching them.
+        lost, entry = held
+        start = _record(lost, data, event, rules, now)
+        return run_rules(event, plan, start, rules, now, {"repeat_complaint": bool(lost.complaints)},
+                         suppressed=(entry,))
     repeat = plan is not None and plan.is_open and bool(plan.complaints)
     if plan is not None and plan.is_open:
         start = plan

@@ -2,6 +2,9 @@
 
 Only outreach (``OUTREACH_KINDS``) is guarded: internal work for the owner, managers or marketing
 is never suppressed, because it does not reach the customer.
+
+Let them go: for ``move_on_cooloff_days`` after a plan closes as lost, ``cooling_off`` also keeps
+a new event from opening a new plan (the handlers ask it), and outreach is blocked with that reason.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import Literal
 
 from handlers.actions import OUTREACH_KINDS
 from handlers.plan import Plan
-from handlers.rules.model import ContactBudget
+from handlers.rules.model import RuleSettings
 
-GuardCode = Literal["closed_plan", "paused", "do_not_contact", "once_per_plan", "already_done", "budget"]
+GuardCode = Literal["cooling_off", "closed_plan", "paused", "do_not_contact", "once_per_plan",
+                    "already_done", "budget"]
 
 # Kinds the method allows once per plan, and the plan field that says it has happened.
 DISCOVERY_KINDS: frozenset[str] = frozenset({"discovery", "survey"})
@@ -38,25 +42,41 @@ class Proposed:
     at: datetime
 
 
-def _closed_plan(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+def cooling_off(plan: Plan, at: datetime, days: int) -> Blocked | None:
+    """Blocked while ``plan`` closed as lost less than ``days`` days before ``at``."""
+    if plan.outcome != "lost" or plan.closed_at is None:
+        return None
+    until = plan.closed_at + timedelta(days=days)
+    if at >= until:
+        return None
+    return Blocked("cooling_off", f"letting them go: plan {plan.key} closed as lost on "
+                   f"{plan.closed_at.date().isoformat()}; no new plan, apology or offer until "
+                   f"{until.date().isoformat()} ({days}-day cool-off)")
+
+
+def _cooling_off(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
+    return cooling_off(plan, p.at, settings.move_on_cooloff_days)
+
+
+def _closed_plan(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
     if plan.is_open:
         return None
     return Blocked("closed_plan", f"the plan is closed ({plan.stage}): no outreach follows")
 
 
-def _paused(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+def _paused(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
     if not plan.paused:
         return None
     return Blocked("paused", "the plan is paused in the CRM: no outreach until an owner resumes it")
 
 
-def _do_not_contact(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+def _do_not_contact(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
     if not plan.do_not_contact:
         return None
     return Blocked("do_not_contact", "the customer is marked do-not-contact")
 
 
-def _once_per_plan(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+def _once_per_plan(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
     if p.kind in DISCOVERY_KINDS and plan.discovery != "none":
         return Blocked("once_per_plan", f"already asked why they left (discovery {plan.discovery})")
     if p.kind == "apology" and plan.apology == "drafted":
@@ -64,14 +84,15 @@ def _once_per_plan(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | 
     return None
 
 
-def _already_done(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+def _already_done(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
     # The same step reported again (e.g. a second lapse while the plan is open) is not a new contact.
     if any(c.key == p.key for c in plan.contacts):
         return Blocked("already_done", f"{p.key} was already written for this plan")
     return None
 
 
-def _budget(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+def _budget(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
+    budget = settings.contact_budget
     since = p.at - timedelta(days=budget.per_days)
     recent = sum(1 for c in plan.contacts if since < c.at <= p.at)
     if recent < budget.max_actions:
@@ -83,17 +104,19 @@ def _budget(p: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
     )
 
 
-Guard = Callable[[Proposed, Plan, ContactBudget], Blocked | None]
-# Order matters only for which reason is recorded: the most fundamental first.
-GUARDS: tuple[Guard, ...] = (_closed_plan, _paused, _do_not_contact, _once_per_plan, _already_done, _budget)
+Guard = Callable[[Proposed, Plan, RuleSettings], Blocked | None]
+# Order matters only for which reason is recorded: the most fundamental first (the cool-off
+# before the closed plan, so a lost plan's complaint says why nothing reaches the customer).
+GUARDS: tuple[Guard, ...] = (_cooling_off, _closed_plan, _paused, _do_not_contact, _once_per_plan,
+                             _already_done, _budget)
 
 
-def check(proposed: Proposed, plan: Plan, budget: ContactBudget) -> Blocked | None:
+def check(proposed: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
     """The first guard that blocks ``proposed``, or ``None`` when it may be written."""
     if proposed.kind not in OUTREACH_KINDS:
         return None
     for guard in GUARDS:
-        blocked = guard(proposed, plan, budget)
+        blocked = guard(proposed, plan, settings)
         if blocked is not None:
             return blocked
     return None

@@ -7,8 +7,8 @@ from datetime import datetime
 from handlers.context import anchor_time
 from handlers.errors import InvalidEventError
 from handlers.events import Event, LapsedData
-from handlers.outcome import Outcome
-from handlers.pipeline import METHOD, record, run_rules
+from handlers.outcome import Outcome, RuleTrace
+from handlers.pipeline import METHOD, finish, let_go, record, run_rules
 from handlers.plan import Plan, plan_key
 from handlers.rules.ruleset import RuleSet
 
@@ -52,6 +52,10 @@ def _details(data: LapsedData, plan: Plan) -> dict[str, object]:
 def handle_lapsed(event: Event, plan: Plan | None, rules: RuleSet, now: datetime) -> Outcome:
     """Open (or reuse the open) plan, record the lapse, then run the ``customer.lapsed`` rules."""
     data = lapsed_data(event)
+    held = let_go(plan, event, rules, now)
+    if held is not None:  # letting them go: no new plan, so none of its outreach or prompts
+        lost, entry = held
+        return finish([], plan, lost, [RuleTrace(METHOD, False, entry.reason)], [entry])
     reused = plan is not None and plan.is_open
     if plan is not None and reused:
         start = record(plan, event, rules, now, METHOD,

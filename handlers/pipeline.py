@@ -18,9 +18,9 @@ from handlers.context import EventContexts, anchor_time
 from handlers.doubts import doubtful_fields
 from handlers.errors import RuleError
 from handlers.events import Event
-from handlers.guards import Proposed, check
+from handlers.guards import Proposed, check, cooling_off
 from handlers.outcome import Outcome, RuleTrace
-from handlers.plan import Change, Contact, Plan, Suppression
+from handlers.plan import Change, Contact, Plan, Suppression, plan_key
 from handlers.realise import Candidate, Scope, realise
 from handlers.rules.conditions import evaluate
 from handlers.rules.model import Rule
@@ -36,6 +36,22 @@ def record(plan: Plan, event: Event, rules: RuleSet, now: datetime, rule_id: str
     change = Change(at=now, event_id=event.id, rules_version=rules.version, rule_id=rule_id,
                     what=what)
     return plan.model_copy(update={**update, "history": (*plan.history, change)})
+
+
+def let_go(plan: Plan | None, event: Event, rules: RuleSet, now: datetime
+           ) -> tuple[Plan, Suppression] | None:
+    """Within the cool-off after ``plan`` closed as lost: the lost plan, with the new plan this
+    event would have opened recorded as suppressed, and that suppression; else ``None``."""
+    if plan is None or plan.is_open:
+        return None
+    blocked = cooling_off(plan, anchor_time(event, now), rules.settings.move_on_cooloff_days)
+    if blocked is None:
+        return None
+    entry = Suppression(at=now, event_id=event.id, rule_id=METHOD, action="plan",
+                        key=plan_key(plan.account_id, plan.seq + 1), reason=blocked.reason)
+    kept = record(plan, event, rules, now, METHOD, f"suppressed plan {entry.key}: {blocked.reason}",
+                  suppressed=(*plan.suppressed, entry))
+    return kept, entry
 
 
 @dataclass
@@ -88,8 +104,7 @@ class _Run:
     def offer(self, rule_id: str, candidate: Candidate, at: datetime) -> None:
         """Guard one candidate, then write it, its fallback, or nothing."""
         self.decide(rule_id, candidate)
-        blocked = check(Proposed(candidate.kind, candidate.key, at), self.plan,
-                        self.rules.settings.contact_budget)
+        blocked = check(Proposed(candidate.kind, candidate.key, at), self.plan, self.rules.settings)
         if blocked is None:
             self.write(rule_id, candidate, at)
             return
@@ -128,12 +143,13 @@ def offer_all(event: Event, plan: Plan, rules: RuleSet, now: datetime, rule_id: 
 
 
 def run_rules(event: Event, before: Plan | None, plan: Plan, rules: RuleSet, now: datetime,
-              derived: Mapping[str, Any]) -> Outcome:
-    """Evaluate ``event``'s rules in file order against ``plan``; ``before`` is the stored plan."""
+              derived: Mapping[str, Any], suppressed: Iterable[Suppression] = ()) -> Outcome:
+    """Evaluate ``event``'s rules in file order against ``plan``; ``before`` is the stored plan.
+    ``suppressed`` are what the handler already held back (a new plan, in the cool-off)."""
     for note in doubtful_fields(event.data):
         plan = record(plan, event, rules, now, METHOD, note)
     run = _Run(event, rules, now, derived, plan, EventContexts(event, rules.settings, now, derived),
-               anchor_time(event, now))
+               anchor_time(event, now), suppressed=list(suppressed))
     stopped_by: str | None = None
     for rule in rules.rules_for(event.type):
         if stopped_by is not None:

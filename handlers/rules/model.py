@@ -118,6 +118,9 @@ class RuleSettings(StrictModel):
     move_on_after_checkins: int = Field(3, ge=1)
     # Know when to move on: this many check-ins not held closes the plan (``unless_held``).
     move_on_after_missed_checkins: int = Field(2, ge=1)
+    # Let them go: for this many days after a plan closes as lost, a complaint is still
+    # acknowledged (service is owed) but no new plan, apology or offer is written.
+    move_on_cooloff_days: int = Field(180, ge=0, le=3650)
     contact_budget: ContactBudget = ContactBudget()
     banned_phrases: list[str] = Field(default_factory=lambda: [
         "Are you sure?", "we're so busy", "No problem", "I'll get back to you as soon as I can"])

@@ -51,6 +51,18 @@ def test_misspelt_setting_key_gets_a_did_you_mean() -> None:
         f"{FILE}:3:3: unknown key 'sla_minuts' — did you mean 'sla_minutes'?"]
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-1", "'move_on_cooloff_days': input should be greater than or equal to 0"),
+     ("forever", "wrong type for 'move_on_cooloff_days': got the text 'forever'")],
+)
+def test_a_bad_cool_off_is_reported_at_its_line(value: str, message: str) -> None:
+    text = HEAD.replace("settings:\n", f"settings:\n  move_on_cooloff_days: {value}\n") + ONE_RULE
+    (found,) = problems(text, whole=True)
+    assert found.startswith(f"{FILE}:3:25: ")
+    assert message in found
+
+
 def test_unknown_key_without_a_close_match_lists_what_is_allowed() -> None:
     found = problems(ONE_RULE + "    colour: red\n")
     assert found == [f"{FILE}:12:5: unknown key 'colour' "

@@ -7,12 +7,18 @@ from typing import Any
 
 import pytest
 
-from handlers.guards import Proposed, check
+from handlers.guards import Proposed, check, cooling_off
 from handlers.plan import Contact, Plan
-from handlers.rules.model import ContactBudget
+from handlers.rules.model import ContactBudget, RuleSettings
 
 AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
-BUDGET = ContactBudget(max_actions=2, per_days=30)
+BUDGET = RuleSettings(contact_budget=ContactBudget(max_actions=2, per_days=30),
+                      move_on_cooloff_days=180)
+
+
+def lost(days_ago: float, **fields: Any) -> dict[str, Any]:
+    """A plan closed as lost ``days_ago`` days before AT."""
+    return {"stage": "lost", "outcome": "lost", "closed_at": AT - timedelta(days=days_ago), **fields}
 
 
 def plan(**fields: Any) -> Plan:
@@ -56,6 +62,16 @@ def contacts(*days_ago: float) -> tuple[Contact, ...]:
         ("offer", {"contacts": contacts(1, 31, 45, 90)}, None),
         ("check_in", {"contacts": contacts(0, 0)}, "budget"),
         ("offer", {"contacts": contacts(-1, -2)}, None),  # contacts after this one don't count
+        # let them go: after a lost plan, no outreach for the cool-off, and it says why
+        *((kind, lost(10), "cooling_off") for kind in
+          ("discovery", "outreach", "offer", "survey", "apology", "check_in")),
+        ("apology", lost(179.9), "cooling_off"),
+        ("apology", lost(180), "closed_plan"),  # the cool-off is over; the lost plan stays closed
+        ("apology", lost(10, do_not_contact=True), "cooling_off"),
+        ("acknowledgement", lost(10), None),  # service is owed: internal work is never blocked
+        ("escalation", lost(10), None),
+        ("apology", {"stage": "won", "outcome": "won", "closed_at": AT - timedelta(days=10)},
+         "closed_plan"),  # only a lost plan cools off
     ],
 )
 def test_guards_block_outreach_for_the_first_reason_that_applies(
@@ -72,7 +88,8 @@ def test_closed_plan_is_reported_before_do_not_contact() -> None:
 
 
 def test_zero_budget_blocks_all_outreach_with_the_numbers_in_the_reason() -> None:
-    blocked = check(Proposed("offer", "A#1:x", AT), plan(), ContactBudget(max_actions=0))
+    blocked = check(Proposed("offer", "A#1:x", AT), plan(),
+                    RuleSettings(contact_budget=ContactBudget(max_actions=0)))
     assert blocked is not None
     assert blocked.reason == (
         "contact budget reached: 0 outreach actions in the 30 days before "
@@ -92,3 +109,22 @@ def test_a_plan_paused_in_the_crm_gets_no_outreach_and_says_so() -> None:
     assert blocked is not None
     assert blocked.code == "paused"
     assert "paused in the CRM" in blocked.reason
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "cooloff", "blocked"),
+    [(0, 180, True), (179, 180, True), (180, 180, False), (400, 180, False),
+     (1, 0, False), (29, 30, True), (31, 30, False)],
+)
+def test_the_cool_off_counts_from_when_the_plan_closed_as_lost(
+    days_ago: int, cooloff: int, blocked: bool
+) -> None:
+    assert (cooling_off(plan(**lost(days_ago)), AT, cooloff) is not None) is blocked
+
+
+def test_the_cool_off_reason_names_the_plan_the_dates_and_the_days() -> None:
+    blocked = cooling_off(plan(**lost(10)), AT, 180)
+    assert blocked is not None
+    assert blocked.reason == (
+        "letting them go: plan A#1 closed as lost on 2026-11-10; no new plan, apology or offer "
+        "until 2027-05-09 (180-day cool-off)")

@@ -350,7 +350,8 @@ def test_story_second_account_is_lost_after_three_check_ins_without_movement() -
     after = _step(meeting("t4", "2027-02-01T11:00", account_id="ACC-2", sentiment=-1), plan)
     assert [a for a in after.actions if not isinstance(a, SavePlan)] == []
     assert [s.reason for s in after.suppressed] == [
-        "the plan is closed (lost): no outreach follows"]
+        "letting them go: plan ACC-2#1 closed as lost on 2027-01-05; no new plan, apology or "
+        "offer until 2027-07-04 (180-day cool-off)"]
 
 
 def test_story_lost_plan_with_a_pending_check_in_cancels_it() -> None:
@@ -358,7 +359,8 @@ def test_story_lost_plan_with_a_pending_check_in_cancels_it() -> None:
     plan = plan_of(_step(meeting("m0", "2026-11-06T11:00", kind="exit_interview"), plan))
     outcome = _step(meeting("m1", "2026-11-08T11:00", kind="catch_up", outcome="declined"), plan)
     assert written(outcome) == [("SetCheckInStatus:cancelled", "ACC-1#1:checkin:1"), ("SavePlan", "ACC-1#1")]
-    assert isinstance(one_task(_step(lapsed(event_id="evt-new", at="2027-01-01T09:00"),
+    # After the cool-off (180 days from 2026-11-08), a new lapse opens a new plan.
+    assert isinstance(one_task(_step(lapsed(event_id="evt-new", at="2027-06-01T09:00"),
                                      plan_of(outcome)), "discovery"), CreateTask)
 
 
