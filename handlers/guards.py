@@ -49,9 +49,10 @@ def cooling_off(plan: Plan, at: datetime, days: int) -> Blocked | None:
     until = plan.closed_at + timedelta(days=days)
     if at >= until:
         return None
-    return Blocked("cooling_off", f"letting them go: plan {plan.key} closed as lost on "
-                   f"{plan.closed_at.date().isoformat()}; no new plan, apology or offer until "
-                   f"{until.date().isoformat()} ({days}-day cool-off)")
+    # The record in parentheses at the end, so the report adds the same reason up across plans.
+    return Blocked("cooling_off", f"letting them go: no new plan, apology or offer within {days} "
+                   f"days of a lost plan ({plan.key} closed {plan.closed_at.date().isoformat()}; "
+                   f"cool-off until {until.date().isoformat()})")
 
 
 def _cooling_off(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:

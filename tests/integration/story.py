@@ -1,4 +1,9 @@
-"""Two accounts' stories through the method, as events: one won back, one let go."""
+"""Three accounts' stories through the method, as events: one won back, two let go.
+
+Northwind is won back (one check-in held a day early, so it moves in the calendar); Tailspin is
+lost after three check-ins without movement, then complains within the cool-off: acknowledged
+and escalated, no new plan and no apology; Fabrikam declines, and its check-in is cancelled.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ STORY: list[dict[str, Any]] = [
              desired_result="Renews in Q1", current_beliefs=["Support ignores us"],
              target_beliefs=["Support answers in 20 minutes"],
              new_experiences=["Named support engineer"], feedback=["Per-region status page"]),
-    _meeting(5, WON, "2026-11-16", "check_in", -1),
+    _meeting(5, WON, "2026-11-15", "check_in", -1),  # booked for 2026-11-16: held a day early
     _meeting(6, WON, "2026-12-09", "check_in", 1),
     _meeting(7, WON, "2027-01-08", "check_in", 2, outcome="revived"),
     _event(8, "crm.customer.lapsed", "2026-11-02T09:30:00Z", {
@@ -48,6 +53,10 @@ STORY: list[dict[str, Any]] = [
     _meeting(11, LOST, "2026-12-06", "check_in", -1),
     _meeting(12, LOST, "2027-01-05", "check_in", -2),
     _meeting(13, LOST, "2027-02-04", "check_in", 0),  # after the plan is lost: no outreach
+    _event(17, "crm.complaint.logged", "2027-02-10T09:00:00Z", {  # in the cool-off: let them go
+        "account_id": LOST, "complaint_id": "CMP-3", "logged_at": "2027-02-10T09:00:00Z",
+        "severity": "high", "owner_id": OWNER,
+        "summary": "Your renewal reminder went to a contact who left in 2025."}),
     _event(14, "crm.customer.lapsed", "2026-11-02T10:00:00Z", {
         "account_id": DECLINED, "account_name": "Fabrikam", "lapsed_at": "2026-11-01",
         "owner_id": OWNER, "annual_value": 900}),

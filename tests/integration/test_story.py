@@ -56,6 +56,10 @@ EXPECTED_LOST = [
     ("checkin", "checkin", f"{LOST}#1:checkin:1", OWNER, "done", "story-09"),
     ("checkin", "checkin", f"{LOST}#1:checkin:2", OWNER, "done", "story-10"),
     ("checkin", "checkin", f"{LOST}#1:checkin:3", OWNER, "done", "story-11"),
+    # Let them go: the complaint in the cool-off is acknowledged and escalated on the lost plan.
+    ("task", "acknowledgement", f"{LOST}#1:acknowledge-within-sla:CMP-3", OWNER, "open", "story-17"),
+    ("task", "escalation", f"{LOST}#1:escalate-severe-complaints:CMP-3", ESCALATED_TO, "open",
+     "story-17"),
 ]
 EXPECTED_DECLINED = [
     ("plan", "lost", f"{DECLINED}#1", "lost", "none", ""),
@@ -99,15 +103,30 @@ def _manager(row: tuple[str, ...], crm: Crm) -> tuple[str, ...]:
 def assert_story_records(crm: Crm) -> None:
     # The same records whichever CRM; adapters may list them in their own order.
     assert sorted(summary(crm.records(WON))) == sorted(_manager(r, crm) for r in EXPECTED_WON)
-    assert sorted(summary(crm.records(LOST))) == sorted(EXPECTED_LOST)
+    assert sorted(summary(crm.records(LOST))) == sorted(_manager(r, crm) for r in EXPECTED_LOST)
     assert sorted(summary(crm.records(DECLINED))) == sorted(EXPECTED_DECLINED)
     won_plan = next(r for r in crm.records(WON) if r.kind == "plan").fields
     assert [m["movement"] for m in won_plan["meetings"]] == [None, 0, 2, 1]
     assert [s["action"] for s in won_plan["suppressed"]] == ["apology"]
     lost_plan = next(r for r in crm.records(LOST) if r.kind == "plan").fields
     assert lost_plan["closing_reason"] == "no positive movement in 3 check-ins in a row"
+    let_go = ("letting them go: no new plan, apology or offer within 180 days of a lost plan "
+              f"({LOST}#1 closed 2027-01-05; cool-off until 2027-07-04)")
+    assert [(s["action"], s["key"], s["reason"]) for s in lost_plan["suppressed"]
+            if s["event_id"] == "story-17"] == [
+        ("plan", f"{LOST}#2", let_go), ("apology", f"{LOST}#1:apology", let_go)]
+    assert lost_plan["complaints"] == ["CMP-3"]
+    assert_calendar(crm)
     apology = next(r for r in crm.records(WON) if r.kind == "email_draft").fields
     assert "We waited three weeks for a reply to ticket 4411." in apology["body_text"]
+
+
+def assert_calendar(crm: Crm) -> None:
+    """The check-in held a day early moved to when it was held; the cancelled one says so."""
+    checkins = {r.key: r.fields for r in crm.records() if r.kind == "checkin"}
+    assert checkins[f"{WON}#1:checkin:1"]["start_at"] == "2026-11-15T14:00:00Z"
+    assert checkins[f"{WON}#1:checkin:2"]["start_at"] == "2026-12-09T14:00:00Z"
+    assert checkins[f"{DECLINED}#1:checkin:1"]["subject"] == "Cancelled: Check-in 1 with Fabrikam"
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -142,6 +161,11 @@ def assert_report_fields(crm: Crm) -> None:
     lines = str(won["Timeline__c"]).splitlines()
     assert "story-07 [revived-close-as-won] closed as won" in lines[0]
     assert any("[apologise-once] suppressed apology" in line for line in lines)
+    lost = next(r for r in rows if r["Plan_Key__c"] == f"{LOST}#1")
+    newest = str(lost["Timeline__c"]).splitlines()[:4]  # CMP-3, in the cool-off, comes last
+    assert any(f"story-17 [method] suppressed plan {LOST}#2: letting them go" in line
+               for line in newest), newest
+    assert lost["Complaints__c"] == 1
 
 
 def assert_story_figures(crm: Crm) -> None:
@@ -155,7 +179,13 @@ def assert_story_figures(crm: Crm) -> None:
         group="all", opened=3, won=1, lost=2, open_by_stage={}, win_rate=0.3333,
         days_to_win=67.21,  # lapse event 2026-11-02 09:00 to the revived meeting 2027-01-08 14:00
         hours_to_first_contact=173.0,  # exit interviews after 100.5 h, 173 h and 196 h
-        sla_met=1, sla_late=1, sla_not_yet=0,
+        sla_met=1, sla_late=2, sla_not_yet=0,  # Tailspin's CMP-3 (let go) is never acknowledged
         checkins_held=6, checkins_scheduled=7,  # Fabrikam's one slot was cancelled, never held
         movement_share=0.3333,  # Northwind's 2nd and 3rd check-ins moved; Tailspin's never did
-        suppressions={"already apologised once on this plan (apologise-once)": 1})
+        suppressions={
+            "already apologised once on this plan (apologise-once)": 1,
+            # Tailspin's CMP-3 in the cool-off: neither a new plan nor an apology
+            "letting them go: no new plan, apology or offer within 180 days of a lost plan "
+            "(apologise-once)": 1,
+            "letting them go: no new plan, apology or offer within 180 days of a lost plan "
+            "(method)": 1})

@@ -126,5 +126,5 @@ def test_the_cool_off_reason_names_the_plan_the_dates_and_the_days() -> None:
     blocked = cooling_off(plan(**lost(10)), AT, 180)
     assert blocked is not None
     assert blocked.reason == (
-        "letting them go: plan A#1 closed as lost on 2026-11-10; no new plan, apology or offer "
-        "until 2027-05-09 (180-day cool-off)")
+        "letting them go: no new plan, apology or offer within 180 days of a lost plan "
+        "(A#1 closed 2026-11-10; cool-off until 2027-05-09)")

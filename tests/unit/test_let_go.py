@@ -97,8 +97,8 @@ def test_a_complaint_after_a_lost_plan_is_acknowledged_and_a_new_plan_waits_for_
 
 def test_the_suppressed_plan_and_apology_are_recorded_with_their_reason() -> None:
     outcome = _step(complaint("evt-late", "2026-11-20T10:00", **HIGH), lost_plan())
-    reason = ("letting them go: plan ACC-1#1 closed as lost on 2026-11-10; no new plan, apology "
-              "or offer until 2027-05-09 (180-day cool-off)")
+    reason = ("letting them go: no new plan, apology or offer within 180 days of a lost plan "
+              "(ACC-1#1 closed 2026-11-10; cool-off until 2027-05-09)")
     assert [(s.action, s.key, s.reason) for s in outcome.suppressed] == [
         ("plan", "ACC-1#2", reason), ("apology", "ACC-1#1:apology", reason)]
     plan = plan_of(outcome)

@@ -252,8 +252,8 @@ def test_meeting_on_a_closed_plan_is_recorded_but_no_outreach_follows() -> None:
                   declined.plan)
     assert checkins(outcome) == []
     assert suppressed(outcome) == [
-        ("check_in", "letting them go: plan ACC-1#1 closed as lost on 2026-11-10; no new plan, "
-         "apology or offer until 2027-05-09 (180-day cool-off)")]
+        ("check_in", "letting them go: no new plan, apology or offer within 180 days of a lost "
+         "plan (ACC-1#1 closed 2026-11-10; cool-off until 2027-05-09)")]
     plan = plan_of(outcome)
     assert (plan.stage, [m.meeting_id for m in plan.meetings]) == (
         "lost", ["MTG-m0", "MTG-m1", "MTG-m2"])

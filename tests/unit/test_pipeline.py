@@ -350,8 +350,8 @@ def test_story_second_account_is_lost_after_three_check_ins_without_movement() -
     after = _step(meeting("t4", "2027-02-01T11:00", account_id="ACC-2", sentiment=-1), plan)
     assert [a for a in after.actions if not isinstance(a, SavePlan)] == []
     assert [s.reason for s in after.suppressed] == [
-        "letting them go: plan ACC-2#1 closed as lost on 2027-01-05; no new plan, apology or "
-        "offer until 2027-07-04 (180-day cool-off)"]
+        "letting them go: no new plan, apology or offer within 180 days of a lost plan "
+        "(ACC-2#1 closed 2027-01-05; cool-off until 2027-07-04)"]
 
 
 def test_story_lost_plan_with_a_pending_check_in_cancels_it() -> None:
