@@ -85,5 +85,5 @@ class RunningBridge:
 
     def __exit__(self, *_: object) -> None:
         self.stop.set()
-        self.thread.join(timeout=20)
+        self.thread.join(timeout=60)
         assert not self.thread.is_alive(), "bridge did not stop"

@@ -14,6 +14,9 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 REPO = Path(__file__).resolve().parents[2]
+# Seconds a process may take to start and subscribe: it imports grpc, pika and the rules, on a
+# machine shared with other test suites (a loaded run once took longer than 30 s).
+SLOW_START = 120
 
 
 def environment(settings: BaseSettings, **extra: str) -> dict[str, str]:
@@ -51,7 +54,7 @@ class Process:
         if self.popen.poll() is None:
             self.popen.terminate()
             try:
-                self.popen.wait(timeout=30)
+                self.popen.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()

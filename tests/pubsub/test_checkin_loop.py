@@ -12,7 +12,7 @@ from typing import Any
 from tests.integration.broker import Names
 from tests.pubsub.conftest import bridge_settings
 from tests.pubsub.owner import owner_edits
-from tests.pubsub.processes import REPO, Process, environment
+from tests.pubsub.processes import REPO, SLOW_START, Process, environment
 from tests.pubsub.server import PubSubServer
 from tests.sfserver import SalesforceServer
 from tests.waiting import wait_until
@@ -66,12 +66,12 @@ def _plan_with_first_checkin(org: SalesforceServer, env: dict[str, str], tmp_pat
     _publish([_event("lapsed", "crm.customer.lapsed", {
         "account_id": account_id, "account_name": "Fabrikam", "lapsed_at": "2026-11-20",
         "owner_id": owner, "reason": "Support tickets went unanswered"})], env, tmp_path, "lapsed")
-    wait_until(lambda: _plan(org, account_id), timeout=60, what="the plan in the org")
+    wait_until(lambda: _plan(org, account_id), timeout=120, what="the plan in the org")
     _publish([_event("exit", "crm.meeting.held", {
         "account_id": account_id, "meeting_id": "exit-interview-1", "kind": "exit_interview",
         "held_at": datetime.now(UTC).isoformat(), "owner_id": owner, "sentiment": -1,
         "current_beliefs": ["Support is slow"]})], env, tmp_path, "exit")
-    first = wait_until(lambda: _checkin(org, account_id, 1), timeout=60, what="check-in 1 in the org")
+    first = wait_until(lambda: _checkin(org, account_id, 1), timeout=120, what="check-in 1 in the org")
     return account_id, first
 
 
@@ -91,11 +91,11 @@ def test_a_completed_check_in_ends_as_movement_on_the_plan_and_the_next_check_in
     env = _env(org, pubsub, names)
     with Process(["bridge"], env, tmp_path / "bridge.log"), \
             Process(["run"], env, tmp_path / "worker.log"):
-        wait_until(lambda: pubsub.subscribes, timeout=30, what="the bridge to subscribe")
+        wait_until(lambda: pubsub.subscribes, timeout=SLOW_START, what="the bridge to subscribe")
         account_id, first = _plan_with_first_checkin(org, env, tmp_path)
         assert "Win-back Outcome" in first["Description"]  # the owner is told what to fill in
         _owner_records_the_checkin(org, first["Id"])
-        second = wait_until(lambda: _checkin(org, account_id, 2), timeout=90,
+        second = wait_until(lambda: _checkin(org, account_id, 2), timeout=120,
                             what="check-in 2 in the org")
     state = _state(org, account_id)
     (checkin,) = [m for m in state["meetings"] if m["meeting_id"] == first["Id"]]
@@ -114,14 +114,14 @@ def test_a_plan_the_owner_paused_in_the_org_writes_no_outreach_and_says_so(
     env = _env(org, pubsub, names)
     with Process(["bridge"], env, tmp_path / "bridge.log"), \
             Process(["run"], env, tmp_path / "worker.log"):
-        wait_until(lambda: pubsub.subscribes, timeout=30, what="the bridge to subscribe")
+        wait_until(lambda: pubsub.subscribes, timeout=SLOW_START, what="the bridge to subscribe")
         account_id, first = _plan_with_first_checkin(org, env, tmp_path)
         plan = _plan(org, account_id)
         assert plan is not None
         owner_edits(org, PLAN, plan["Id"], {"Paused__c": True})
         _owner_records_the_checkin(org, first["Id"])
         wait_until(lambda: [m for m in _state(org, account_id)["meetings"]
-                            if m["meeting_id"] == first["Id"]], timeout=90,
+                            if m["meeting_id"] == first["Id"]], timeout=120,
                    what="the check-in recorded on the paused plan")
     state = _state(org, account_id)
     assert _checkin(org, account_id, 2) is None  # no next check-in while paused
