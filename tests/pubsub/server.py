@@ -55,14 +55,21 @@ class PubSubServer:
         self.subscribes = 0
         self._cond = threading.Condition()
         self._stopping = threading.Event()
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        pb_grpc.add_PubSubServicer_to_server(_Servicer(self), self._server)
         ca = trustme.CA()
         ca.cert_pem.write_to_path(str(self.ca_file))
         leaf = ca.issue_cert("127.0.0.1", "localhost")
-        creds = grpc.ssl_server_credentials([(leaf.private_key_pem.bytes(), leaf.cert_chain_pems[0].bytes())])
-        self.port = self._server.add_secure_port("127.0.0.1:0", creds)
+        self._credentials = grpc.ssl_server_credentials(
+            [(leaf.private_key_pem.bytes(), leaf.cert_chain_pems[0].bytes())])
+        self._server, self.port = self._listen(0)
         salesforce.org.after_commit.append(self.committed)
+
+    def _listen(self, port: int) -> tuple[grpc.Server, int]:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        pb_grpc.add_PubSubServicer_to_server(_Servicer(self), server)
+        bound = server.add_secure_port(f"127.0.0.1:{port}", self._credentials)
+        if not bound:
+            raise RuntimeError(f"cannot listen on 127.0.0.1:{port} again")
+        return server, bound
 
     @property
     def address(self) -> str:
@@ -73,10 +80,21 @@ class PubSubServer:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.go_away()
+
+    def go_away(self) -> None:
+        """The service goes away: open streams end, new calls find nobody listening. Commits in
+        the org are still kept, as the event bus keeps them while a subscriber is cut off."""
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
         self._server.stop(grace=None).wait()
+
+    def come_back(self) -> None:
+        """A new server on the same address, serving the same event log."""
+        self._stopping.clear()
+        self._server, _ = self._listen(self.port)
+        self._server.start()
 
     def committed(self, changes: list[Committed]) -> None:
         """One change event per record changed in the transaction, as CDC reports them."""

@@ -127,3 +127,23 @@ def test_a_recorded_check_in_becomes_a_meeting_held_event(org: SalesforceServer,
         "account_id": "001TEST00000001AAA", "meeting_id": event_id, "kind": "check_in",
         "held_at": "2026-12-01T10:00:00.000+0000", "owner_id": org.org.user_id, "sentiment": 1,
         "current_beliefs": ["Support is slow", "Too pricey"], "outcome": "continuing"}
+
+
+def test_the_bridge_comes_back_after_the_service_goes_away_losing_and_doubling_nothing(
+        org: SalesforceServer, pubsub: PubSubServer, names: Names) -> None:
+    with RunningBridge(bridge_settings(org, pubsub, names)) as bridge:
+        _wait_subscribed(pubsub)
+        cases = [_complaint(org, 1)]
+        wait_until(lambda: len(_queued(names)) == 1, timeout=WAIT, what="the first complaint")
+        pubsub.go_away()
+        cases.append(_complaint(org, 2))  # while the service is away
+        wait_until(lambda: bridge.metrics.value("winback_bridge_reconnects_total",
+                                                reason="unavailable") >= 1,
+                   timeout=WAIT, what="the bridge to notice the service went away")
+        pubsub.come_back()
+        _wait_subscribed(pubsub, 2)
+        cases.append(_complaint(org, 3))
+        ids = wait_until(lambda: (lambda q: q if len(q) >= 3 else None)(
+            [e["id"] for e in _queued(names)]), timeout=WAIT, what="three complaints")
+    assert len(ids) == len(set(ids)) == 3
+    assert sorted(i.split(":")[1] for i in ids) == sorted(cases)
