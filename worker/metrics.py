@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
@@ -93,7 +93,14 @@ def _always_live() -> tuple[bool, str]:
     return True, "ok"
 
 
-def serve(metrics: Metrics, port: int, ready: Probe, live: Probe = _always_live) -> ThreadingHTTPServer:
+class Exported(Protocol):
+    """Anything with a registry to export: the worker's metrics, the bridge's."""
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+
+def serve(metrics: Exported, port: int, ready: Probe, live: Probe = _always_live) -> ThreadingHTTPServer:
     """Serve ``/metrics``, ``/healthz`` (``live``) and ``/readyz`` (``ready``) on ``port``; each
     probe answers 200 or 503 with its reason (see ``worker.health``)."""
 

@@ -36,16 +36,22 @@ def publish_files(settings: Settings, files: Iterable[Path]) -> int:
         Topology.from_settings(settings).declare(channel)
         channel.confirm_delivery()  # each publish returns only once the broker has it
         for event in events:
-            channel.basic_publish(
-                settings.exchange,
-                event["type"],
-                json.dumps(event).encode(),
-                pika.BasicProperties(
-                    content_type="application/cloudevents+json", delivery_mode=2,
-                    message_id=event["id"], type=event["type"],
-                ),
-                mandatory=True,
-            )
+            publish_event(channel, settings.exchange, event)
     finally:
         connection.close()
     return len(events)
+
+
+def publish_event(channel: Any, exchange: str, event: dict[str, Any]) -> None:
+    """Publish one CloudEvent the way the worker consumes it; every publisher of CRM events (this
+    command, the Pub/Sub bridge) goes through here, so a change of routing reaches them all."""
+    channel.basic_publish(
+        exchange,
+        event["type"],
+        json.dumps(event).encode(),
+        pika.BasicProperties(
+            content_type="application/cloudevents+json", delivery_mode=2,
+            message_id=event["id"], type=event["type"],
+        ),
+        mandatory=True,
+    )

@@ -59,9 +59,10 @@ def bridge_settings(org: SalesforceServer, pubsub: PubSubServer, names: Names,
 
 
 class RunningBridge:
-    """``run_bridges`` in a thread, stopped and joined on exit."""
+    """``run_bridges`` in a thread, stopped and joined on exit; what it raised is raised there
+    (unless the test says it ``fails`` and looks at ``error`` itself)."""
 
-    def __init__(self, settings: BridgeSettings) -> None:
+    def __init__(self, settings: BridgeSettings, fails: bool = False) -> None:
         from worker.bridge.metrics import BridgeMetrics
 
         self.metrics = BridgeMetrics()
@@ -69,15 +70,15 @@ class RunningBridge:
         self.settings = settings
         self.thread = threading.Thread(target=self._run, name="test-bridge")
         self.error: BaseException | None = None
+        self.fails = fails
 
     def _run(self) -> None:
         from worker.bridge.app import run_bridges
 
         try:
             run_bridges(self.settings, self.stop, self.metrics)
-        except BaseException as exc:
+        except BaseException as exc:  # handed to the test in __exit__
             self.error = exc
-            raise
 
     def __enter__(self) -> RunningBridge:
         self.thread.start()
@@ -87,3 +88,5 @@ class RunningBridge:
         self.stop.set()
         self.thread.join(timeout=60)
         assert not self.thread.is_alive(), "bridge did not stop"
+        if self.error is not None and not self.fails:
+            raise self.error

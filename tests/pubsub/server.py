@@ -53,6 +53,7 @@ class PubSubServer:
         self.first_retained = 0  # index of the oldest event still kept
         self.schemas: dict[str, str] = {}
         self.subscribes = 0
+        self.forbidden: set[str] = set()  # topics the integration user may not subscribe to
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         ca = trustme.CA()
@@ -172,7 +173,8 @@ class _Servicer(pb_grpc.PubSubServicer):
         self.s.authorise(context)
         if not request.topic_name.startswith("/data/"):
             context.abort(grpc.StatusCode.NOT_FOUND, f"topic {request.topic_name} not found")
-        return pb.TopicInfo(topic_name=request.topic_name, tenant_guid=ORG_ID, can_subscribe=True,
+        allowed = request.topic_name not in self.s.forbidden
+        return pb.TopicInfo(topic_name=request.topic_name, tenant_guid=ORG_ID, can_subscribe=allowed,
                             can_publish=False, rpc_id=str(uuid.uuid4()))
 
     def GetSchema(self, request: pb.SchemaRequest, context: grpc.ServicerContext) -> pb.SchemaInfo:

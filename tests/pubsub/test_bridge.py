@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from handlers.errors import ConfigError
 from tests.integration.broker import Names, channel
 from tests.pubsub.conftest import RunningBridge, bridge_settings
 from tests.pubsub.owner import owner_edits
@@ -147,3 +148,15 @@ def test_the_bridge_comes_back_after_the_service_goes_away_losing_and_doubling_n
             [e["id"] for e in _queued(names)]), timeout=WAIT, what="three complaints")
     assert len(ids) == len(set(ids)) == 3
     assert sorted(i.split(":")[1] for i in ids) == sorted(cases)
+
+
+def test_a_topic_the_user_may_not_subscribe_to_stops_the_bridge_with_the_reason(
+        org: SalesforceServer, pubsub: PubSubServer, names: Names) -> None:
+    pubsub.forbidden.add("/data/CaseChangeEvent")
+    bridge = RunningBridge(bridge_settings(org, pubsub, names,
+                                           bridge_topics=("/data/ChangeEvents", "/data/CaseChangeEvent")),
+                           fails=True)
+    with bridge:
+        wait_until(lambda: not bridge.thread.is_alive(), timeout=WAIT, what="the bridge to stop")
+    assert isinstance(bridge.error, ConfigError)
+    assert "may not subscribe to /data/CaseChangeEvent" in str(bridge.error)

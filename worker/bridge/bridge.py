@@ -8,6 +8,7 @@ CloudEvent id, which the worker's ledger has already seen.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,12 +18,20 @@ import grpc
 import structlog
 from tenacity import RetryCallState, wait_exponential_jitter
 
-from handlers.errors import ConfigError, PermanentError, TransientError
+from handlers.errors import (
+    BrokerLostError,
+    ConfigError,
+    CrmAccessError,
+    PermanentError,
+    TransientError,
+    WinbackError,
+)
 from handlers.sources.mapping import Change, UnmappableError, build, select, unmet
 from handlers.sources.model import Source, fields_read
 from worker.bridge.avro import SchemaCache
 from worker.bridge.eventbus import pubsub_api_pb2 as pb
 from worker.bridge.eventbus import pubsub_api_pb2_grpc as pb_grpc
+from worker.bridge.health import Progress
 from worker.bridge.metrics import BridgeMetrics
 from worker.bridge.publisher import BridgePublisher
 from worker.bridge.session import Subscription, auth_metadata
@@ -38,6 +47,8 @@ class BridgeConfig:
     batch: int
     retention: timedelta
     max_backoff: float
+    tick: float = 5.0  # seconds between turns while the service sends nothing
+    call_timeout: float = 30.0  # GetTopic and GetSchema
 
 
 class Bridge:
@@ -53,8 +64,11 @@ class Bridge:
         self._subscription: Subscription | None = None
         self._log = structlog.get_logger("winback.bridge").bind(topic=config.topic)
         self._renew = False
+        self.progress = Progress(config.topic)
+        self.error: WinbackError | None = None
 
     def run(self) -> None:
+        """Subscribe again and again with back-off; an error no retry can fix stops every topic."""
         wait = wait_exponential_jitter(multiplier=0.2, max=self.config.max_backoff)
         attempt = 0
         while not self._stop.is_set():
@@ -63,16 +77,32 @@ class Bridge:
                 attempt = 0
             except grpc.RpcError as exc:
                 attempt += 1
-                reason = exc.code().name.lower()
                 self._renew = exc.code() == grpc.StatusCode.UNAUTHENTICATED
-                self.metrics.reconnects.labels(reason).inc()
-                self._log.warning("subscription_lost", reason=reason, detail=exc.details())
-            except TransientError as exc:
+                self._lost(exc.code().name.lower(), str(exc.details()))
+            except (TransientError, CrmAccessError) as exc:
                 attempt += 1
-                self.metrics.reconnects.labels("transient").inc()
-                self._log.warning("subscription_lost", reason="transient", detail=str(exc))
+                self._lost("broker" if isinstance(exc, BrokerLostError) else "transient", str(exc))
+            except WinbackError as exc:  # ConfigError and the like: a person has to fix it
+                self._failed(exc)
+                return
+            finally:
+                self.metrics.subscribed.labels(self.config.topic).set(0)
+                self.progress.subscribed(False)
             if not self._stop.is_set() and attempt:
                 self._stop.wait(wait(cast(RetryCallState, _Retry(attempt))))
+
+    def _lost(self, reason: str, detail: str) -> None:
+        if self._stop.is_set():
+            return  # stopping cancels the stream: nothing was lost
+        self.metrics.reconnects.labels(reason).inc()
+        self.progress.lost(f"{reason}: {detail}")
+        self._log.warning("subscription_lost", reason=reason, detail=detail)
+
+    def _failed(self, exc: WinbackError) -> None:
+        self.error = exc
+        self.progress.failed(str(exc))
+        self._log.error("bridge_failed", error=str(exc), action="fix it and restart the bridge")
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -87,14 +117,16 @@ class Bridge:
     def _get_schema(self, schema_id: str) -> str:
         request = pb.SchemaRequest(schema_id=schema_id)
         try:
-            info = self._stub.GetSchema(request, metadata=self._metadata())
+            info = self._stub.GetSchema(request, metadata=self._metadata(),
+                                        timeout=self.config.call_timeout)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
                 raise
             # The session expired under a running subscription: log in again, keep the stream.
             self._log.info("salesforce_session_expired", action="relogin")
             self._renew = True
-            info = self._stub.GetSchema(request, metadata=self._metadata())
+            info = self._stub.GetSchema(request, metadata=self._metadata(),
+                                        timeout=self.config.call_timeout)
         return str(info.schema_json)
 
     def _first_request(self) -> pb.FetchRequest:
@@ -126,22 +158,33 @@ class Bridge:
 
     def _subscribe(self) -> None:
         topic = self._stub.GetTopic(pb.TopicRequest(topic_name=self.config.topic),
-                                    metadata=self._metadata())
+                                    metadata=self._metadata(), timeout=self.config.call_timeout)
         if not topic.can_subscribe:
             raise ConfigError(f"the integration user may not subscribe to {self.config.topic}")
         self._subscription = Subscription(self._stub, self._metadata(), self._first_request(),
-                                          self.config.batch)
+                                          self.config.batch, self.config.tick)
+        self.progress.subscribed(True)
+        self.metrics.subscribed.labels(self.config.topic).set(1)
         for response in self._subscription.responses():
-            self.handle(response)
+            self.progress.turned()
+            if response is None:
+                self._publisher.keep_alive()
+            else:
+                self.handle(response)
             if self._stop.is_set():
                 break
 
     def handle(self, response: pb.FetchResponse) -> None:
         """Publish what the events map to, then store the last replay id (or the latest, when idle)."""
         events: list[dict[str, Any]] = []
+        newest = 0  # commit time (epoch ms) of the newest change in the response
         for consumer_event in response.events:
             self.metrics.received.labels(self.config.topic).inc()
-            events += self._mapped(consumer_event.event)
+            record = self._decoded(consumer_event.event)
+            if record is None:
+                continue
+            newest = max(newest, int((record.get("ChangeEventHeader") or {}).get("commitTimestamp", 0)))
+            events += self._mapped(record)
         # Idle and owed events: everything up to latest_replay_id has been seen, so keep the stored
         # position fresh (inside the retention window) without waiting for a change.
         idle = not response.events and response.pending_num_requested > 0
@@ -150,14 +193,20 @@ class Bridge:
         self._publisher.publish(events, bytes(last) if last else None)
         for event in events:
             self.metrics.published.labels(event["type"]).inc()
+        if newest:
+            self.metrics.replay_lag.labels(self.config.topic).set(max(time.time() - newest / 1000, 0))
+        elif idle:
+            self.metrics.replay_lag.labels(self.config.topic).set(0)
 
-    def _mapped(self, event: pb.ProducerEvent) -> list[dict[str, Any]]:
+    def _decoded(self, event: pb.ProducerEvent) -> Mapping[str, Any] | None:
         try:
-            record = self._schemas.decode(event.schema_id, bytes(event.payload))
+            return self._schemas.decode(event.schema_id, bytes(event.payload))
         except PermanentError as exc:
             self.metrics.unmapped.labels("(undecodable)").inc()
             self._log.error("change_unmapped", reason=str(exc), event_id=event.id)
-            return []
+            return None
+
+    def _mapped(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
         out = []
         for change in changes(record, self.config.topic):
             mapped = self._map_one(change)

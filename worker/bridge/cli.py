@@ -53,13 +53,8 @@ def bridge_group(ctx: click.Context) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    metrics = BridgeMetrics()
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, registry=metrics.registry)
     try:
-        run_bridges(settings, stop, metrics)
+        run_bridges(settings, stop, BridgeMetrics())
     except (ConfigError, WinbackError) as exc:
         click.echo(f"winback: cannot start the bridge: {exc}", err=True)
         sys.exit(2)

@@ -21,6 +21,11 @@ class BridgeMetrics:
         self.replay_expired = Counter("winback_bridge_replay_expired", "Starts from EARLIEST "
                                       "because the stored replay id was past retention.",
                                       registry=self.registry)
+        self.replay_lag = Gauge("winback_bridge_replay_lag_seconds", "From commit in Salesforce to "
+                                "published, for the newest change handled; 0 once caught up.",
+                                ["topic"], registry=self.registry)
+        self.subscribed = Gauge("winback_bridge_subscribed", "1 while the topic's subscription is "
+                                "open.", ["topic"], registry=self.registry)
         self.possibly_missed = Gauge("winback_bridge_possibly_missed_seconds", "Length of the "
                                      "window whose changes may have been lost past retention.",
                                      registry=self.registry)
