@@ -25,10 +25,12 @@ RUN groupadd --system --gid 10001 winback \
 COPY --from=build /opt/winback /opt/winback
 COPY config/rules.yaml /etc/winback/rules/rules.yaml
 COPY config/templates/ /etc/winback/rules/templates/
+COPY config/sources.yaml /etc/winback/sources/sources.yaml
 ENV PATH=/opt/winback/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     WINBACK_RULES=/etc/winback/rules/rules.yaml \
+    WINBACK_BRIDGE_SOURCES=/etc/winback/sources/sources.yaml \
     WINBACK_LOCAL_CRM_PATH=/var/lib/winback/crm.sqlite3 \
     WINBACK_METRICS_PORT=9102 \
     WINBACK_LOG_FORMAT=json

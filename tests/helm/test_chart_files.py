@@ -1,4 +1,4 @@
-"""The chart's copies of the rules and templates (Helm reads only files inside the chart)."""
+"""The chart's copies of the rules, templates and bridge sources (Helm reads only files inside the chart)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def tree(root: Path, pattern: str) -> dict[str, bytes]:
 
 def test_chart_files_are_the_rules_and_templates_of_config() -> None:
     config = REPO / "config"
-    expected = {"rules.yaml": (config / "rules.yaml").read_bytes(), **tree(config, "templates/*.j2")}
+    expected = {"rules.yaml": (config / "rules.yaml").read_bytes(),
+                "sources.yaml": (config / "sources.yaml").read_bytes(), **tree(config, "templates/*.j2")}
     actual = tree(CHART_DIR / "files", "**/*")
     assert sorted(actual) == sorted(expected), FIX
     differing = [name for name in expected if actual[name] != expected[name]]

@@ -26,6 +26,13 @@ app.kubernetes.io/name: {{ include "winback.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{- /* The bridge's pods: a name of their own, so that no selector of the worker (Deployment,
+disruption budget, Service, NetworkPolicy) counts them among the workers. */ -}}
+{{- define "winback.bridgeSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-bridge" (include "winback.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
 {{- define "winback.labels" -}}
 helm.sh/chart: {{ include "winback.chart" . }}
 {{ include "winback.selectorLabels" . }}
