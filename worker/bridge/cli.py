@@ -22,12 +22,25 @@ from worker.settings import build_settings
 SOURCES = click.Path(dir_okay=False, path_type=Path)
 
 
+# The worker's settings the bridge never reads (consuming, batching, rules, the embedded CRM).
+WORKER_ONLY = frozenset({"prefetch", "crm_concurrency", "batch_size", "batch_wait_ms", "grace_period",
+                         "crm", "local_crm_path", "rules", "rules_poll_seconds"})
+# Shared settings whose meaning differs for the bridge.
+FOR_THE_BRIDGE = {
+    "stall_limit": "Seconds without a turn of a topic's loop before /healthz fails.",
+    "metrics_port": "Port of /metrics, /healthz and /readyz (ready: subscribed, broker connected); 0 = off.",
+}
+
+
 def _epilog() -> str:
     lines = ["\b", "Settings (environment variables):"]
     for name, info in BridgeSettings.model_fields.items():
+        if name in WORKER_ONLY:
+            continue
         default = "***" if name == "amqp_url" else info.default  # a URL may hold a password
         shown = "" if default in (None, ()) else f" [default: {default}]"
-        lines.append(f"  WINBACK_{name.upper():<30} {info.description or ''}{shown}")
+        described = FOR_THE_BRIDGE.get(name, info.description or "")
+        lines.append(f"  WINBACK_{name.upper():<30} {described}{shown}")
     return "\n".join(lines)
 
 
