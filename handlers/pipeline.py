@@ -30,11 +30,22 @@ from handlers.rules.ruleset import RuleSet
 METHOD = "method"
 
 
+def happened_at(event: Event, now: datetime) -> datetime:
+    """When ``event`` happened, which is when its timeline lines say: the CloudEvent's ``time``;
+    for an event without one, a timer's due time or the complaint's or meeting's own time, and
+    only then ``now``. A delivery that comes late or is replayed keeps the times it had."""
+    if event.time is not None:
+        return event.time
+    due = getattr(event.data, "due_at", None)
+    return due if isinstance(due, datetime) else anchor_time(event, now)
+
+
 def record(plan: Plan, event: Event, rules: RuleSet, now: datetime, rule_id: str, what: str,
            **update: Any) -> Plan:
-    """``plan`` with ``update`` applied and one history entry saying what changed and why."""
-    change = Change(at=now, event_id=event.id, rules_version=rules.version, rule_id=rule_id,
-                    what=what)
+    """``plan`` with ``update`` applied and one history entry saying what changed and why, at the
+    time the event happened (``happened_at``), not when the worker got to it."""
+    change = Change(at=happened_at(event, now), event_id=event.id, rules_version=rules.version,
+                    rule_id=rule_id, what=what)
     return plan.model_copy(update={**update, "history": (*plan.history, change)})
 
 
@@ -87,8 +98,8 @@ class _Run:
                                **update)
 
     def suppress(self, rule_id: str, candidate: Candidate, reason: str) -> None:
-        entry = Suppression(at=self.now, event_id=self.event.id, rule_id=rule_id,
-                            action=candidate.kind, key=candidate.key, reason=reason)
+        entry = Suppression(at=happened_at(self.event, self.now), event_id=self.event.id,
+                            rule_id=rule_id, action=candidate.kind, key=candidate.key, reason=reason)
         self.suppressed.append(entry)
         self.plan = record(self.plan, self.event, self.rules, self.now, rule_id,
                            f"suppressed {candidate.kind} {candidate.key}: {reason}",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from handlers.plan import Change
+from handlers.events import Event
+from handlers.plan import Change, Plan
+from handlers.registry import handle
 from handlers.timeline import timeline, timeline_text
+from tests.unit.rulesets import complaint, default_rules, lapsed, plan_of
 from tests.unit.test_figures import T0, WON
 
 
@@ -33,3 +36,34 @@ def test_text_names_time_event_and_rule_and_is_cut_to_its_field_size() -> None:
     cut = timeline_text(PLAN, limit=60)
     assert len(cut) <= 60
     assert cut.endswith("…")
+
+
+# --- when each line happened: the event's time, never the worker's clock -----------------------
+
+def _handled_three_hours_late(event: Event, plan: Plan | None = None) -> Plan:
+    assert event.time is not None
+    return plan_of(handle(event, plan, default_rules(), event.time + timedelta(hours=3)))
+
+
+def test_lines_carry_the_time_the_event_happened_not_when_the_worker_handled_it() -> None:
+    opened = _handled_three_hours_late(lapsed(at="2026-11-02T09:00"))
+    plan = _handled_three_hours_late(complaint(at="2026-11-03T10:00"), opened)
+    times = {(e.event_id, e.at) for e in timeline(plan)}
+    assert times == {("evt-lapsed", datetime(2026, 11, 2, 9, 0, tzinfo=UTC)),
+                     ("evt-complaint", datetime(2026, 11, 3, 10, 0, tzinfo=UTC))}
+    assert {s.at for s in plan.suppressed} <= {t for _, t in times}
+
+
+def test_an_event_without_a_time_falls_back_to_when_the_complaint_was_logged() -> None:
+    opened = _handled_three_hours_late(lapsed(at="2026-11-02T09:00"))
+    untimed = complaint(at="2026-11-03T10:00").model_copy(update={"time": None})
+    plan = plan_of(handle(untimed, opened, default_rules(), datetime(2026, 11, 4, tzinfo=UTC)))
+    assert {e.at for e in timeline(plan) if e.event_id == untimed.id} == {
+        datetime(2026, 11, 3, 10, 0, tzinfo=UTC)}
+
+
+def test_a_replayed_event_gets_the_same_lines_at_the_same_times() -> None:
+    first = _handled_three_hours_late(lapsed(at="2026-11-02T09:00"))
+    event = lapsed(at="2026-11-02T09:00")
+    again = plan_of(handle(event, None, default_rules(), datetime(2026, 12, 24, tzinfo=UTC)))
+    assert timeline_text(again) == timeline_text(first)
