@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from handlers.owners import Relation
-from handlers.plan import Plan
+from handlers.plan import Plan, Suppression
 
 Priority = Literal["low", "normal", "high"]
 
@@ -136,9 +136,19 @@ class PublishEvent:
 @dataclass(frozen=True)
 class SavePlan:
     """Store the plan at ``plan.revision``; refused (PlanConflictError) unless the stored plan is
-    still at the revision before it, i.e. nobody saved it since it was read."""
+    still at the revision before it, i.e. nobody saved it since it was read.
+
+    ``plan.suppressed[suppressed_from:]`` are the suppressions this save adds: Salesforce writes
+    each as a Winback_Suppression__c record of the plan, for reports by reason."""
 
     plan: Plan
+    suppressed_from: int = 0
+
+    @property
+    def new_suppressions(self) -> tuple[tuple[int, Suppression], ...]:
+        """(1-based position on the plan, suppression) of each suppression this save adds."""
+        start = min(max(self.suppressed_from, 0), len(self.plan.suppressed))
+        return tuple((n, s) for n, s in enumerate(self.plan.suppressed, start=1) if n > start)
 
 
 def revision_marker(plan: Plan) -> str:

@@ -97,9 +97,11 @@ class _Run:
             self.plan = record(self.plan, self.event, self.rules, self.now, rule_id, what,
                                **update)
 
-    def suppress(self, rule_id: str, candidate: Candidate, reason: str) -> None:
+    def suppress(self, rule_id: str, candidate: Candidate, reason: str, code: str | None = None
+                 ) -> None:
         entry = Suppression(at=happened_at(self.event, self.now), event_id=self.event.id,
-                            rule_id=rule_id, action=candidate.kind, key=candidate.key, reason=reason)
+                            rule_id=rule_id, action=candidate.kind, key=candidate.key, reason=reason,
+                            code=code)
         self.suppressed.append(entry)
         self.plan = record(self.plan, self.event, self.rules, self.now, rule_id,
                            f"suppressed {candidate.kind} {candidate.key}: {reason}",
@@ -119,7 +121,7 @@ class _Run:
         if blocked is None:
             self.write(rule_id, candidate, at)
             return
-        self.suppress(rule_id, candidate, blocked.reason)
+        self.suppress(rule_id, candidate, blocked.reason, blocked.code)
         if blocked.code == "once_per_plan" and candidate.fallback is not None:
             self.offer(rule_id, candidate.fallback, at)
 
@@ -182,5 +184,6 @@ def finish(actions: list[Action], before: Plan | None, plan: Plan | None,
     writing the same record for one account at once: the second claim is refused, whole."""
     if plan is not None and (plan != before or actions):
         plan = plan.model_copy(update={"revision": plan.revision + 1})
-        actions = [*actions, SavePlan(plan)]
+        known = len(before.suppressed) if before is not None and before.key == plan.key else 0
+        actions = [*actions, SavePlan(plan, suppressed_from=known)]
     return Outcome(tuple(actions), plan, tuple(trace), tuple(suppressed))

@@ -78,6 +78,7 @@ class Suppression(_Frozen):
     action: str
     key: str
     reason: str
+    code: str | None = None  # the guard that blocked it (budget, do_not_contact...), to group by
 
 
 class Change(_Frozen):

@@ -50,3 +50,21 @@ def test_the_worker_cannot_write_the_orgs_own_records(server: SalesforceServer) 
     with pytest.raises(SfError) as caught, server.org.transaction() as tx:
         server.org.create(tx, "Account", {"Name": "Sneaky"})
     assert caught.value.code == "INSUFFICIENT_ACCESS_OR_READONLY"
+
+
+def test_a_suppression_must_name_a_plan_that_exists_and_has_no_owner_of_its_own(
+    server: SalesforceServer,
+) -> None:
+    with server.org.transaction() as tx:
+        plan = server.org.create(tx, "Winback_Plan__c", {"Name": "Acme #1", "Plan_Key__c": "A#1"})
+    refusals = []
+    for body in ({"Winback_Key__c": "A#1:suppressed:1"},  # a detail without its master
+                 {"Plan__r": {"Plan_Key__c": "B#1"}},  # a master that is not there
+                 {"Plan__r": {"Plan_Key__c": "A#1"}, "OwnerId": ALICE}):  # owned by its master
+        with pytest.raises(SfError) as caught, server.org.transaction() as tx:
+            server.org.create(tx, "Winback_Suppression__c", body)
+        refusals.append(caught.value.code)
+    assert refusals == ["REQUIRED_FIELD_MISSING", "INVALID_FIELD", "INVALID_FIELD"]
+    with server.org.transaction() as tx:
+        server.org.create(tx, "Winback_Suppression__c", {"Plan__r": {"Plan_Key__c": "A#1"}})
+    assert [row["Plan__c"] for row in server.records("Winback_Suppression__c")] == [plan]

@@ -193,6 +193,8 @@ class Org:
         for name, value in body.items():
             if name == "attributes":
                 continue
+            if name.endswith("__r") and isinstance(value, dict):
+                name, value = self._by_external_id(obj, name, value)
             f = obj.fields.get(name)
             if f is None:
                 raise SfError(400, "INVALID_FIELD",
@@ -204,6 +206,28 @@ class Org:
                               "profile or permission set.", (name,))
             values[name] = self._value(f, value)
         return values
+
+    def _by_external_id(self, obj: SObject, relationship: str, value: dict[str, Any]
+                        ) -> tuple[str, str]:
+        """``"Plan__r": {"Plan_Key__c": "k"}`` names its parent by an External ID: the parent's id."""
+        name = relationship.removesuffix("__r") + "__c"
+        f = obj.fields.get(name)
+        if f is None or not f.reference_to:
+            raise SfError(400, "INVALID_FIELD", f"No such column '{relationship}' on sobject of "
+                          f"type {obj.name}")
+        target = self.sobject(f.reference_to)
+        if len(value) != 1:
+            raise SfError(400, "INVALID_FIELD", f"{relationship}: name the parent by one External ID")
+        ((key_field, key),) = value.items()
+        info = target.fields.get(key_field)
+        if info is None or not info.external_id:
+            raise SfError(400, "INVALID_FIELD", f"{key_field} is not an External ID of {target.name}")
+        found = next((i for i, row in self.tables[target.name].items() if row.get(key_field) == key),
+                     None)
+        if found is None:
+            raise SfError(400, "INVALID_FIELD", f"Foreign key external ID: {key} not found for "
+                          f"field {key_field} in entity {target.name}", (relationship,))
+        return name, found
 
     def _value(self, f: Field, value: Any) -> Any:
         if value is None:

@@ -21,6 +21,8 @@ class Field:
     unique: bool = False
     custom: bool = False
     values: tuple[str, ...] = ()  # restricted picklist values
+    reference_to: str = ""  # a custom lookup's or master-detail's parent object
+    required: bool = False  # master-detail, or required in the metadata: always visible, must be set
 
     def describe(self) -> dict[str, object]:
         return {
@@ -128,11 +130,13 @@ def _custom_field(path: Path) -> Field:
     kind = _text(node, "type")
     types = {"Text": "string", "LongTextArea": "textarea", "Lookup": "reference",
              "Picklist": "picklist", "DateTime": "datetime", "Number": "double", "Checkbox": "boolean"}
+    types["MasterDetail"] = "reference"
     values = tuple(v.text or "" for v in node.iterfind(".//m:value/m:fullName", _NS))
     return Field(
         name=_text(node, "fullName"), type=types[kind], length=int(_text(node, "length", "0")),
         external_id=_text(node, "externalId") == "true", unique=_text(node, "unique") == "true",
-        custom=True, values=values,
+        custom=True, values=values, reference_to=_text(node, "referenceTo"),
+        required=kind == "MasterDetail" or _text(node, "required") == "true",
     )
 
 
@@ -145,8 +149,10 @@ def _custom_objects(root: Path) -> dict[str, SObject]:
         auto = node.find("m:nameField/m:type", _NS)
         name_field = Field("Name", "string", 80, createable=auto is None or auto.text != "AutoNumber",
                            updateable=auto is None or auto.text != "AutoNumber")
-        objects[name] = _object(name, next(prefixes), [name_field, Field("OwnerId", "reference", 18)],
-                                custom=True)
+        # A detail of a master-detail relationship has no owner of its own: its master's is used.
+        detail = _text(node, "sharingModel") == "ControlledByParent"
+        owner = [] if detail else [Field("OwnerId", "reference", 18)]
+        objects[name] = _object(name, next(prefixes), [name_field, *owner], custom=True)
     return objects
 
 
@@ -194,6 +200,10 @@ def load_schema(root: Path = METADATA, hidden: frozenset[str] = frozenset(),
         owners = ("Task", "Event") if path.parts[-3] == "Activity" else (path.parts[-3],)
         for owner in owners:
             objects[owner].fields[custom.name] = custom
+    for name, obj in objects.items():
+        needed = tuple((f.name,) for f in obj.fields.values() if f.custom and f.required)
+        if needed:
+            objects[name] = replace(obj, required=(*obj.required, *needed))
     grants = permission_set(root / "permissionsets" / "Winback_Integration.permissionset-meta.xml")
     schema = {name: _apply(obj, grants, hidden, missing) for name, obj in objects.items()
               if name not in missing}
@@ -210,7 +220,8 @@ def _apply(obj: SObject, grants: Permissions, hidden: frozenset[str],
         if full in grants.read_only and full not in missing | hidden:
             fields[name] = replace(f, createable=False, updateable=False)
             continue
-        if full in missing or full in hidden or (f.custom and full not in grants.fields):
+        if full in missing or full in hidden or (f.custom and not f.required
+                                                 and full not in grants.fields):
             continue  # a field without read access is absent from describe and from the API
         fields[name] = f
     access = _object_access(obj, grants)

@@ -15,7 +15,7 @@ from typing import Any
 from handlers.actions import Action, CreateTask, DraftEmail, EventChange, ScheduleCheckIn
 
 MARKER = "… (truncated; full text on the source record)"
-PLAN = "Winback_Plan__c"
+PLAN, SUPPRESSION = "Winback_Plan__c", "Winback_Suppression__c"
 Limits = Mapping[tuple[str, str], int]  # (object, field) -> length
 
 # The texts fitted, per object, with Salesforce's standard lengths (and the shipped metadata's).
@@ -26,6 +26,7 @@ STANDARD_LIMITS: dict[tuple[str, str], int] = {
     ("EmailMessage", "TextBody"): 131_072,
     (PLAN, "Name"): 80, (PLAN, "Closing_Reason__c"): 255, (PLAN, "Desired_Result__c"): 32_768,
     (PLAN, "Lapse_Reason__c"): 32_768,
+    **{(SUPPRESSION, name): 255 for name in ("Reason__c", "Record_Key__c", "Event_Id__c", "Rule_Id__c")},
 }
 # Where each action's texts land: the embedded CRM fits them to the same lengths.
 _ACTION_FIELDS: dict[type[Any], dict[str, tuple[str, str]]] = {

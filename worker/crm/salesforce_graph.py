@@ -135,6 +135,8 @@ def _add_action(nodes: _Nodes, action: Action) -> None:
         key = quote(plan.key, safe="")
         owner = nodes.people.usable(plan.owner_id)
         nodes.add("PATCH", f"{sf.PLAN}/{sf.PLAN_KEY}/{key}", sf.plan_body(plan, owner))
+        for position, suppression in action.new_suppressions:
+            nodes.create(sf.SUPPRESSION, sf.suppression_body(plan, position, suppression))
     elif isinstance(action, CreateTask):
         nodes.create("Task", sf.task_body(action))
     elif isinstance(action, DraftEmail):
@@ -174,6 +176,9 @@ def _looked_for(action: Action) -> list[tuple[str, str, str]]:
         return [("Event", key, action.account_id) for key in action.keys]
     if isinstance(action, AddToCampaign):
         return [("CampaignMember", action.key, action.campaign_id)]
+    if isinstance(action, SavePlan):  # by key alone: the plan's record id is not known here
+        return [(sf.SUPPRESSION, sf.suppression_key(action.plan, n), "")
+                for n, _ in action.new_suppressions]
     return []
 
 
