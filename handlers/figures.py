@@ -93,7 +93,7 @@ def _first_contact(plan: Plan) -> float | None:
     return _hours(plan.opened_at, min(held)) if held else None
 
 
-def _general(reason: str) -> str:
+def general_reason(reason: str) -> str:
     # Reasons end with the record they concern, "(ACC-1#1:apology)": drop it so reasons add up.
     return _RECORD_SUFFIX.sub("", reason)
 
@@ -116,6 +116,33 @@ def _sla(tasks: Iterable[TaskView], now: datetime) -> Counter[str]:
     return verdicts
 
 
+@dataclass(frozen=True)
+class Acknowledgements:
+    """One plan's complaint acknowledgements as its report fields keep them (``Acks_*__c``)."""
+
+    acknowledged_at: datetime | None = None  # the latest acknowledgement task's completion
+    in_sla: int = 0
+    late: int = 0
+    pending: int = 0
+
+
+def acknowledgements(plans: Iterable[Plan], tasks: Iterable[TaskView], now: datetime
+                     ) -> dict[str, Acknowledgements]:
+    """Per plan key, its acknowledgement tasks counted as the SLA figures count them; every plan
+    has an entry (all zero without complaints), so a stored value that went stale is corrected."""
+    acks: dict[str, list[TaskView]] = {plan.key: [] for plan in plans}
+    for task in tasks:
+        if task.kind == ACKNOWLEDGEMENT_KIND and task.plan_key in acks:
+            acks[task.plan_key].append(task)
+    out = {}
+    for key, views in acks.items():
+        sla = _sla(views, now)
+        done = [t.completed_at for t in views if t.completed_at is not None]
+        out[key] = Acknowledgements(max(done, default=None), sla["met"], sla["late"],
+                                    sla["not_yet"])
+    return out
+
+
 def _group_figures(group: str, plans: Sequence[Plan], acks: Sequence[TaskView],
                    now: datetime) -> Figures:
     won = [p for p in plans if p.outcome == "won"]
@@ -125,7 +152,7 @@ def _group_figures(group: str, plans: Sequence[Plan], acks: Sequence[TaskView],
     measured = [m for p in plans for m in _while_open(p)
                 if m.kind == CHECK_IN_KIND and m.movement is not None]
     sla = _sla(acks, now)
-    suppressed = Counter(f"{_general(s.reason)} ({s.rule_id})" for p in plans for s in p.suppressed)
+    suppressed = Counter(f"{general_reason(s.reason)} ({s.rule_id})" for p in plans for s in p.suppressed)
     return Figures(
         group=group, opened=len(plans), won=len(won), lost=lost,
         open_by_stage=dict(sorted(stages.items())),

@@ -114,7 +114,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | Non
         health = Health(consumer, settings.stall_limit)
         server = serve(metrics, settings.metrics_port, ready=health.ready, live=health.live)
         depths = QueueDepths(settings, metrics)
-        figures = FigureSampler(lambda: build_crm(settings), metrics)  # its own CRM connection
+    if settings.figures_seconds:  # also without a metrics port: it writes plan report fields
+        figures = FigureSampler(lambda: build_crm(settings), metrics, settings.figures_seconds)
     return App(settings, crm, consumer, stop, watcher, metrics, server, depths, figures)
 
 

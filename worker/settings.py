@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     rules: Path = Field(Path("config/rules.yaml"), description="Rules file (YAML).")
     rules_poll_seconds: float = Field(2.0, gt=0, description="How often to look for new rules.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus/health port; 0 = off.")
+    figures_seconds: float = Field(
+        300.0, ge=0, description="How often the worker reads every plan and task to update the "
+        "figure gauges and each plan's acknowledgement fields (Acknowledged_At__c, Acks_*__c); "
+        "0 = never.",
+    )
     log_format: Literal["auto", "json", "console"] = Field("auto", description="Log format.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
 

@@ -16,6 +16,7 @@ from handlers.actions import (
     SetCheckInStatus,
 )
 from handlers.errors import PlanConflictError
+from handlers.figures import Acknowledgements
 from handlers.plan import CheckIn, Plan, plan_key
 from tests.adapters import OWNER_ID, complete_task, salesforce_rows
 from worker.crm.fitting import MARKER
@@ -285,3 +286,20 @@ def test_a_timer_is_kept_in_the_outbox_with_its_due_time(crm: Crm) -> None:
     assert kept == Outgoing(timer.key, "winback.timer.due", {"id": "timer:x"},
                             (NOW + timedelta(minutes=20)).isoformat())
     assert kept.due == NOW + timedelta(minutes=20)
+
+
+def test_acknowledgement_fields_are_stored_per_plan_and_overwritten(crm: Crm) -> None:
+    assert crm.apply([_change("evt-1", SavePlan(_plan())),
+                      _change("evt-2", SavePlan(_plan(A2)), account=A2)]) == [None, None]
+    assert crm.acknowledgements().get(plan_key(A1, 1), Acknowledgements()) == Acknowledgements()
+    first = Acknowledgements(None, in_sla=0, late=0, pending=1)
+    crm.write_acknowledgements({plan_key(A1, 1): first})
+    assert crm.acknowledgements()[plan_key(A1, 1)] == first
+    done = Acknowledgements(NOW + timedelta(minutes=12), in_sla=1, late=0, pending=0)
+    crm.write_acknowledgements({plan_key(A1, 1): done})
+    stored = crm.acknowledgements()
+    assert stored[plan_key(A1, 1)] == done
+    assert stored.get(plan_key(A2, 1), Acknowledgements()) == Acknowledgements()  # left alone
+    # Saving the plan again (the next event) leaves the fields as the sampler wrote them.
+    assert crm.apply([_change("evt-3", SavePlan(_plan(revision=2)))]) == [None]
+    assert crm.acknowledgements()[plan_key(A1, 1)] == done

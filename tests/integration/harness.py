@@ -12,6 +12,7 @@ from typing import Any
 from handlers.actions import CreateTask, EventChange, Provenance
 from handlers.errors import CrmUnavailableError, WinbackError
 from handlers.events import Event, StepState
+from handlers.figures import Acknowledgements
 from handlers.outcome import Outcome
 from handlers.plan import Plan
 from handlers.rules.model import RuleFile
@@ -67,6 +68,12 @@ class SlowCrm:
 
     def step_states(self, keys: Mapping[str, str]) -> dict[str, StepState]:
         return self.inner.step_states(keys)
+
+    def acknowledgements(self) -> dict[str, Acknowledgements]:
+        return self.inner.acknowledgements()
+
+    def write_acknowledgements(self, values: Mapping[str, Acknowledgements]) -> None:
+        self.inner.write_acknowledgements(values)
 
     def close(self) -> None:
         self.inner.close()

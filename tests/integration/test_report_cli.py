@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from handlers.actions import CreateTask, EventChange, Provenance, SavePlan
+from handlers.figures import Acknowledgements
 from tests.unit.test_figures import LOST, OPEN, T0, WON
 from worker.cli import _register_groups, cli
 from worker.crm.local import LocalCrm
@@ -80,7 +81,12 @@ def test_plan_show_prints_the_timeline_newest_first(env: dict[str, str]) -> None
     assert shown["outcome"] == "won"
     assert [(e["event_id"], e["rule_id"], e["what"]) for e in shown["timeline"]] == [
         ("e1", "method", "opened")]
-    assert "Plan A#1" in _run(env, "plan", "show", "A")
+    assert shown["acknowledgements"] == {"in_sla": 1, "late": 0, "pending": 0,
+                                         "acknowledged_at": "2026-11-02T09:05:00+00:00"}
+    table = _run(env, "plan", "show", "A")
+    assert "Plan A#1" in table
+    assert ("Complaints acknowledged: 1 within the SLA, 0 late, 0 not yet due; last acknowledged "
+            "2026-11-02 09:05 UTC") in " ".join(table.split())
 
 
 def test_plan_show_for_an_unknown_account_says_so(env: dict[str, str]) -> None:
@@ -98,3 +104,17 @@ def test_the_figures_are_sampled_into_prometheus_gauges(env: dict[str, str]) -> 
         3, 1, 1, 1]
     assert [value("winback_complaint_acknowledgements", {"verdict": v})
             for v in ("in_sla", "late", "not_yet")] == [1, 0, 0]
+    # The same sample rolled the acknowledgement up onto Northwind's plan, and only there.
+    crm = LocalCrm(env["WINBACK_LOCAL_CRM_PATH"])
+    try:
+        assert crm.acknowledgements() == {"A#1": Acknowledgements(T0 + timedelta(minutes=5), 1, 0, 0)}
+    finally:
+        crm.close()
+
+
+def test_report_sync_writes_the_acknowledgement_fields_once(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["report", "--sync", "--format", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "acknowledgement fields written for 1 plans" in result.output
+    again = CliRunner().invoke(cli, ["report", "--sync", "--format", "json"], env=env)
+    assert "acknowledgement fields written for 0 plans" in again.output

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.figures import Figures, compute_figures
+from handlers.figures import Acknowledgements, Figures, compute_figures
 from handlers.registry import handle
 from tests.adapters import ADAPTERS, complete_task, open_crm, salesforce_rows
 from tests.integration.broker import Names, channel, message_count, publish, take_all, take_all_routed
@@ -18,6 +18,7 @@ from tests.integration.story import DECLINED, LOST, STORY, WON, summary
 from tests.sfserver.cast import MANAGER, OWNER
 from tests.waiting import wait_until
 from worker.crm.port import Crm
+from worker.report.rollups import sync_acknowledgements
 from worker.report.source import read_all
 from worker.rules_source import load_rules
 
@@ -147,6 +148,24 @@ def test_the_method_plays_out_for_a_won_a_lost_and_a_declined_account(
     assert payload["account_id"] == WON
     assert_story_figures(story_crm)
     assert_report_fields(story_crm)
+    assert_acknowledgement_fields(story_crm)
+
+
+def assert_acknowledgement_fields(crm: Crm) -> None:
+    """The figure sampler's roll-up: each plan's acknowledgements as its fields, in either CRM."""
+    plans, tasks = read_all(crm)
+    now = datetime(2027, 3, 1, tzinfo=UTC)
+    # CMP-1 acknowledged at 10:05 (due 10:20), CMP-2 at 17:00 (due 15:50): the latest is 17:00.
+    won = Acknowledgements(datetime(2026, 11, 5, 17, tzinfo=UTC), in_sla=1, late=1, pending=0)
+    # Only Northwind had complaints; the other plans' fields stay empty, which reads as zero.
+    assert sync_acknowledgements(crm, plans, tasks, now) == {f"{WON}#1": won}
+    assert crm.acknowledgements()[f"{WON}#1"] == won
+    assert sync_acknowledgements(crm, plans, tasks, now) == {}  # unchanged: nothing written again
+    rows = salesforce_rows(crm, "Winback_Plan__c")
+    if rows is not None:
+        row = next(r for r in rows if r["Plan_Key__c"] == f"{WON}#1")
+        assert (row["Acknowledged_At__c"], row["Acks_In_SLA__c"], row["Acks_Late__c"],
+                row["Acks_Pending__c"]) == ("2026-11-05T17:00:00.000+0000", 1, 1, 0)
 
 
 def assert_report_fields(crm: Crm) -> None:
@@ -166,6 +185,16 @@ def assert_report_fields(crm: Crm) -> None:
     assert any(f"story-17 [method] suppressed plan {LOST}#2: letting them go" in line
                for line in newest), newest
     assert lost["Complaints__c"] == 1
+    assert won["SLA_Breaches__c"] == 0  # the timers came after the plan was won: nothing to escalate
+    # The one suppression, a record of the plan that reports group by reason and rule.
+    (suppressed,) = [r for r in salesforce_rows(crm, "Winback_Suppression__c") or []
+                     if r["Plan__c"] == won["Id"]]
+    assert suppressed["Plan__c"] == won["Id"]
+    assert {k: suppressed[k] for k in ("Winback_Key__c", "At__c", "Event_Id__c", "Rule_Id__c",
+                                       "Action__c", "Reason_Code__c", "Reason__c")} == {
+        "Winback_Key__c": f"{WON}#1:suppressed:1", "At__c": "2026-11-05T15:30:00.000+0000",
+        "Event_Id__c": "story-03", "Rule_Id__c": "apologise-once", "Action__c": "apology",
+        "Reason_Code__c": "once_per_plan", "Reason__c": "already apologised once on this plan"}
 
 
 def assert_story_figures(crm: Crm) -> None:

@@ -50,6 +50,8 @@ def field_problems(path: Path) -> list[str]:
             found.append(f"{name}: no such field in the metadata")
         elif "<required>true</required>" in source.read_text():
             found.append(f"{name}: a required field takes no field permissions")
+        elif "<type>MasterDetail</type>" in source.read_text():
+            found.append(f"{name}: a master-detail field takes no field permissions")
         if _flag(perm, "editable") and not _flag(perm, "readable"):
             found.append(f"{name}: editable needs readable")
     return found
@@ -67,25 +69,31 @@ def test_the_rules_check_finds_what_salesforce_refuses(tmp_path: Path) -> None:
     bad.write_text(f"""<PermissionSet xmlns="{NS['m']}">
       <fieldPermissions><editable>true</editable><field>Winback_Plan__c.Nope__c</field>
         <readable>false</readable></fieldPermissions>
+      <fieldPermissions><editable>true</editable><field>Winback_Suppression__c.Plan__c</field>
+        <readable>true</readable></fieldPermissions>
       <objectPermissions><allowCreate>true</allowCreate><allowDelete>false</allowDelete>
         <allowEdit>true</allowEdit><allowRead>true</allowRead><modifyAllRecords>true</modifyAllRecords>
         <object>Winback_Plan__c</object><viewAllRecords>true</viewAllRecords></objectPermissions>
     </PermissionSet>""")
     assert object_problems(bad) == ["Winback_Plan__c: modifyAllRecords needs allowDelete"]
     assert field_problems(bad) == ["Winback_Plan__c.Nope__c: no such field in the metadata",
-                                   "Winback_Plan__c.Nope__c: editable needs readable"]
+                                   "Winback_Plan__c.Nope__c: editable needs readable",
+                                   "Winback_Suppression__c.Plan__c: a master-detail field takes no "
+                                   "field permissions"]
 
 
-def test_the_viewer_reads_every_plan_report_field_and_changes_nothing() -> None:
+def test_the_viewer_reads_every_plan_report_field_and_suppression_and_changes_nothing() -> None:
     root = ET.parse(METADATA / "permissionsets" / "Winback_Plan_Viewer.permissionset-meta.xml").getroot()
-    (plans,) = root.iterfind("m:objectPermissions", NS)
-    granted = [f for f in ("allowRead", "allowCreate", "allowEdit", "allowDelete") if _flag(plans, f)]
-    assert granted == ["allowRead"]
+    objects = {p.findtext("m:object", namespaces=NS): [
+        f for f in ("allowRead", "allowCreate", "allowEdit", "allowDelete") if _flag(p, f)]
+        for p in root.iterfind("m:objectPermissions", NS)}
+    assert objects == {"Winback_Plan__c": ["allowRead"], "Winback_Suppression__c": ["allowRead"]}
     fields = {p.findtext("m:field", namespaces=NS): _flag(p, "editable")
               for p in root.iterfind("m:fieldPermissions", NS)}
-    shipped = {f"Winback_Plan__c.{p.name.split('.')[0]}"
-               for p in (METADATA / "objects" / "Winback_Plan__c" / "fields").glob("*.field-meta.xml")}
-    assert set(fields) == shipped - {"Winback_Plan__c.State_Json__c"}
+    shipped = {f"{obj}.{p.name.split('.')[0]}" for obj in objects
+               for p in (METADATA / "objects" / obj / "fields").glob("*.field-meta.xml")}
+    # The worker's state stays hidden; a master-detail field is always visible, never granted.
+    assert set(fields) == shipped - {"Winback_Plan__c.State_Json__c", "Winback_Suppression__c.Plan__c"}
     assert not any(fields.values())
 
 

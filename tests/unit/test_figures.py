@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from handlers.figures import Figures, TaskView, compute_figures, outcomes_by_month
+from handlers.figures import (
+    Acknowledgements,
+    Figures,
+    TaskView,
+    acknowledgements,
+    compute_figures,
+    outcomes_by_month,
+)
 from handlers.plan import Change, CheckIn, Meeting, Plan, Suppression
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -86,3 +93,30 @@ def test_won_and_lost_count_in_the_month_each_plan_closed() -> None:
     assert outcomes_by_month([WON, LOST, OPEN, old]) == {"2026-10": (1, 0), "2026-11": (1, 0),
                                                          "2026-12": (0, 1)}
     assert outcomes_by_month([WON, LOST, old], since=T0) == {"2026-11": (1, 0), "2026-12": (0, 1)}
+
+
+# --- each plan's acknowledgement fields (what the figure sampler writes onto the plan) ---------
+
+def test_each_plan_gets_its_acknowledgements_counted_as_the_sla_figures_count_them() -> None:
+    orphan = TaskView("Z#1", "acknowledgement", "ack", T0, T0)  # a plan that is not in the list
+    assert acknowledgements([WON, LOST, OPEN, OLD], [*TASKS, orphan], NOW) == {
+        # two acknowledged: at 09:05 within its SLA, at 11:00 late; the latest completion is kept
+        "A#1": Acknowledgements(T0 + timedelta(hours=2), in_sla=1, late=1, pending=0),
+        "B#1": Acknowledgements(None, in_sla=0, late=1, pending=0),  # still open, past its due time
+        "C#1": Acknowledgements(None, in_sla=0, late=0, pending=1),  # open, not yet due
+        "D#1": Acknowledgements(),  # no complaints: every field empty, so a stale value is cleared
+    }
+
+
+@pytest.mark.parametrize(("completed", "now", "expected"), [
+    (T0 + timedelta(minutes=20), NOW, (1, 0, 0)),  # on the due minute: still within the SLA
+    (T0 + timedelta(minutes=21), NOW, (0, 1, 0)),
+    (None, T0 + timedelta(minutes=19), (0, 0, 1)),
+    (None, T0 + timedelta(minutes=21), (0, 1, 0)),  # the clock alone turns pending into late
+], ids=["on-time", "late", "pending", "overdue"])
+def test_one_acknowledgement_is_in_sla_late_or_pending(completed: datetime | None, now: datetime,
+                                                       expected: tuple[int, int, int]) -> None:
+    task = TaskView("A#1", "acknowledgement", "ack", T0 + timedelta(minutes=20), completed)
+    acks = acknowledgements([WON], [task], now)["A#1"]
+    assert (acks.in_sla, acks.late, acks.pending) == expected
+    assert acks.acknowledged_at == completed

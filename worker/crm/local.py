@@ -26,6 +26,7 @@ from handlers.actions import (
 )
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
 from handlers.events import StepState
+from handlers.figures import Acknowledgements
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
 from worker.crm.fitting import STANDARD_LIMITS, fit, fit_change
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, key TEXT NOT NULL, account_id TEXT NOT NULL, fields TEXT NOT NULL,
     created_at TEXT NOT NULL, PRIMARY KEY (kind, key));
 CREATE INDEX IF NOT EXISTS records_by_account ON records (account_id, kind);
+CREATE TABLE IF NOT EXISTS acknowledgements (
+    plan_key TEXT PRIMARY KEY, acknowledged_at TEXT, in_sla INTEGER NOT NULL,
+    late INTEGER NOT NULL, pending INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger (
     event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, account_id TEXT NOT NULL,
     applied_at TEXT NOT NULL, outbox TEXT);
@@ -236,6 +240,22 @@ class LocalCrm:
                 for key, fields in rows:
                     states[key] = json.loads(fields)["status"]
         return states
+
+    def acknowledgements(self) -> dict[str, Acknowledgements]:
+        with self._lock, self._errors("read"):
+            rows = self._db.execute("SELECT plan_key, acknowledged_at, in_sla, late, pending "
+                                    "FROM acknowledgements").fetchall()
+        return {key: Acknowledgements(datetime.fromisoformat(at) if at else None, met, late, waiting)
+                for key, at, met, late, waiting in rows}
+
+    def write_acknowledgements(self, values: Mapping[str, Acknowledgements]) -> None:
+        rows = [(key, iso(a.acknowledged_at), a.in_sla, a.late, a.pending)
+                for key, a in sorted(values.items())]
+        with self._lock, self._errors("write"):
+            self._db.executemany(
+                "INSERT INTO acknowledgements VALUES (?, ?, ?, ?, ?) ON CONFLICT(plan_key) DO UPDATE "
+                "SET acknowledged_at = excluded.acknowledged_at, in_sla = excluded.in_sla, "
+                "late = excluded.late, pending = excluded.pending", rows)
 
     def close(self) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from handlers.actions import EventChange, PublishEvent
 from handlers.errors import WinbackError
 from handlers.events import StepState
+from handlers.figures import Acknowledgements
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
 
@@ -132,6 +133,14 @@ class Crm(Protocol):
         """The state now of each task or check-in by key (``keys`` maps each to its account id),
         as a timer needs it: a task ``open`` or ``done`` (closed by a person in the CRM), a
         check-in ``pending``, ``done`` or ``cancelled``; a key with no record is ``missing``."""
+
+    def acknowledgements(self) -> dict[str, Acknowledgements]:
+        """Each plan's acknowledgement fields as stored, by plan key (Salesforce:
+        ``Acknowledged_At__c`` and ``Acks_In_SLA__c``, ``_Late__c``, ``_Pending__c``); a plan whose
+        fields were never written has none, or zeros."""
+
+    def write_acknowledgements(self, values: Mapping[str, Acknowledgements]) -> None:
+        """Store those fields for each plan key (``worker.report.rollups`` keeps them up to date)."""
 
     def close(self) -> None:
         """Release connections and files."""

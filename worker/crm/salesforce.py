@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import structlog
@@ -23,8 +24,10 @@ from handlers.errors import (
     WinbackError,
 )
 from handlers.events import StepState
+from handlers.figures import Acknowledgements
 from handlers.rules.errors import ReferencesInvalidError
 from handlers.rules.ruleset import RuleSet
+from worker.crm import salesforce_records as sf
 from worker.crm.fitting import STANDARD_LIMITS, limits_from
 from worker.crm.port import Record, Snapshot
 from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, Token
@@ -33,7 +36,7 @@ from worker.crm.salesforce_errors import CertificateRefusedError, classify
 from worker.crm.salesforce_graph import Graph, build_graph, outcome, pack, planned_keys
 from worker.crm.salesforce_limits import ApiAllowance
 from worker.crm.salesforce_people import reference_queries, resolve_references
-from worker.crm.salesforce_reads import Reader
+from worker.crm.salesforce_reads import MAX_SUBREQUESTS, Reader
 from worker.crm.salesforce_retry import RetryPolicy, resendable
 from worker.crm.salesforce_schema import HINT, NEEDS, problems
 from worker.settings import Settings
@@ -159,6 +162,32 @@ class SalesforceCrm:
         # Other records keep Salesforce's creation order within each account.
         others = sorted((r for r in found if r.kind != "plan"), key=lambda r: r.account_id)
         return plans + others
+
+    def acknowledgements(self) -> dict[str, Acknowledgements]:
+        return self._retry.call(self._reader.acknowledgements)
+
+    def write_acknowledgements(self, values: Mapping[str, Acknowledgements]) -> None:
+        """Update each plan's acknowledgement fields by record id, 25 plans per composite call;
+        a plan deleted since it was read is skipped, any other refusal is raised at the end."""
+        ids = self._retry.call(lambda: self._reader.plan_ids(list(values)))
+        items = [(ids[key], acks) for key, acks in sorted(values.items()) if key in ids]
+        refused: list[WinbackError] = []
+        for start in range(0, len(items), MAX_SUBREQUESTS):
+            part = items[start:start + MAX_SUBREQUESTS]
+            refused += self._retry.call(partial(self._update_plans, part))
+        if refused:
+            raise refused[0]
+
+    def _update_plans(self, items: Sequence[tuple[str, Acknowledgements]]) -> list[WinbackError]:
+        base = self.client.data_path
+        body = {"allOrNone": False, "compositeRequest": [
+            {"method": "PATCH", "url": f"{base}/sobjects/{sf.PLAN}/{record_id}",
+             "referenceId": f"p{n}", "body": sf.acknowledgement_body(acks)}
+            for n, (record_id, acks) in enumerate(items)
+        ]}
+        reply = self.client.rest("POST", "composite", body, what="acknowledgement fields")
+        return [classify(sub["httpStatusCode"], sub["body"], "acknowledgement fields")
+                for sub in reply["compositeResponse"] if sub["httpStatusCode"] >= 300]
 
     def api_allowance(self) -> tuple[int | None, int]:
         return self.client.allowance.remaining, self.client.allowance.floor

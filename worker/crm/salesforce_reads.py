@@ -13,6 +13,7 @@ from simple_salesforce.format import format_soql
 from handlers.actions import AddToCampaign, EventChange
 from handlers.errors import CrmRejectedError
 from handlers.events import StepState
+from handlers.figures import Acknowledgements
 from handlers.plan import Plan
 from worker.crm import salesforce_records as sf
 from worker.crm.people import People
@@ -123,7 +124,7 @@ class Reader:
         for ref, found in rows.items():
             if ref.startswith("people_"):
                 continue
-            sobject = ref.split("__")[0]
+            sobject = ref.rsplit("__", 1)[0]  # "Winback_Suppression__c__k0": custom names hold "__"
             keys.update((sobject, row[sf.KEY]) for row in found if row.get(sf.KEY))
             if sobject == "Event":
                 event_ids.update((row[sf.KEY], row["Id"]) for row in found)
@@ -158,6 +159,19 @@ class Reader:
                 else:
                     states[row[sf.KEY]] = row.get("Winback_Status__c") or "pending"
         return states
+
+    def acknowledgements(self) -> dict[str, Acknowledgements]:
+        """Each plan's acknowledgement fields as stored, by plan key."""
+        rows = self.run({"acks": _select(sf.PLAN, ("Id", sf.PLAN_KEY, *sf.ROLLUP_FIELDS))})
+        return {row[sf.PLAN_KEY]: sf.acknowledgements_of(row) for row in rows["acks"]}
+
+    def plan_ids(self, keys: Collection[str]) -> dict[str, str]:
+        """The record id of each plan key that exists."""
+        queries = {f"ids{n}": format_soql("{:literal} WHERE Plan_Key__c IN {}",
+                                          _select(sf.PLAN, ("Id", sf.PLAN_KEY)), group)
+                   for n, group in enumerate(chunks(keys))}
+        rows = self.run(queries) if queries else {}
+        return {row[sf.PLAN_KEY]: row["Id"] for found in rows.values() for row in found}
 
     def records(self, account_id: str | None) -> list[Record]:
         """Every record the worker wrote (optionally for one account), plans first."""

@@ -16,8 +16,8 @@ from handlers.actions import (
     SetCheckInStatus,
     cancelled_subject,
 )
-from handlers.figures import DISCOVERY_MEETING
-from handlers.plan import Plan
+from handlers.figures import DISCOVERY_MEETING, Acknowledgements, general_reason
+from handlers.plan import Plan, Suppression
 from handlers.timeline import timeline_text
 from worker.crm.port import Record
 from worker.crm.records import iso
@@ -37,8 +37,16 @@ LEDGER_FIELDS = (LEDGER_KEY, "Event_Type__c", "Account_Id__c", OUTBOX)
 TIMELINE_LENGTH = 32768  # Timeline__c's length in the shipped metadata
 REPORT_FIELDS = (
     "First_Contact_At__c", "Won_At__c", "Lost_At__c", "Last_Movement__c", "Complaints__c",
-    "Checkins_Scheduled__c", "Suppressions__c", "Timeline__c",
+    "Checkins_Scheduled__c", "Suppressions__c", "SLA_Breaches__c", "Timeline__c",
 )
+# Copied from the acknowledgement tasks by the figure sampler (``worker.report.rollups``), never
+# by a plan save: a task's completion is not an event, and "late" changes with the clock alone.
+ACKNOWLEDGED_AT, ACKS = "Acknowledged_At__c", ("Acks_In_SLA__c", "Acks_Late__c", "Acks_Pending__c")
+ROLLUP_FIELDS = (ACKNOWLEDGED_AT, *ACKS)
+# One record per action not written, a detail of its plan (reports group them by reason).
+SUPPRESSION = "Winback_Suppression__c"
+SUPPRESSION_FIELDS = (KEY, "Plan__c", "At__c", "Event_Id__c", "Rule_Id__c", "Action__c",
+                      "Record_Key__c", "Reason_Code__c", "Reason__c")
 PLAN_FIELDS = (
     "Name", PLAN_KEY, "Account_Id__c", "Account__c", "Seq__c", "Stage__c", "Outcome__c", "Approach__c",
     "Opened_At__c", "Closed_At__c", "Closing_Reason__c", "Desired_Result__c", "Lapse_Reason__c",
@@ -123,8 +131,36 @@ def report_fields(plan: Plan) -> dict[str, Any]:
         "Lost_At__c": iso(plan.closed_at) if plan.outcome == "lost" else None,
         "Last_Movement__c": movement, "Complaints__c": len(plan.complaints),
         "Checkins_Scheduled__c": len(plan.checkins), "Suppressions__c": len(plan.suppressed),
+        "SLA_Breaches__c": sum(1 for b in plan.breaches if b.kind == "sla"),
         "Timeline__c": timeline_text(plan, TIMELINE_LENGTH) or None,
     }
+
+
+def suppression_key(plan: Plan, position: int) -> str:
+    return f"{plan.key}:suppressed:{position}"
+
+
+def suppression_body(plan: Plan, position: int, s: Suppression) -> dict[str, Any]:
+    """The plan's ``position``-th suppression, hung from the plan by its key (one graph, no id)."""
+    return _present({
+        KEY: suppression_key(plan, position), "Plan__r": {PLAN_KEY: plan.key}, "At__c": iso(s.at),
+        "Event_Id__c": s.event_id, "Rule_Id__c": s.rule_id, "Action__c": s.action[:40],
+        "Record_Key__c": s.key, "Reason_Code__c": s.code, "Reason__c": general_reason(s.reason),
+    })
+
+
+def acknowledgement_body(acks: Acknowledgements) -> dict[str, Any]:
+    values = (acks.in_sla, acks.late, acks.pending)
+    return {ACKNOWLEDGED_AT: iso(acks.acknowledged_at), **dict(zip(ACKS, values, strict=True))}
+
+
+def acknowledgements_of(row: dict[str, Any]) -> Acknowledgements:
+    counts = (int(row.get(name) or 0) for name in ACKS)
+    return Acknowledgements(_moment(row.get(ACKNOWLEDGED_AT)), *counts)
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text).astimezone(UTC).replace(microsecond=0) if text else None
 
 
 def task_body(a: CreateTask) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from worker.crm.salesforce_records import (
     PLAN,
     PLAN_FIELDS,
     PLAN_KEY,
+    ROLLUP_FIELDS,
+    SUPPRESSION,
+    SUPPRESSION_FIELDS,
     TASK_FIELDS,
 )
 
@@ -33,8 +36,9 @@ class Needs:
 
 NEEDS: tuple[Needs, ...] = (
     Needs(LEDGER, LEDGER_FIELDS, keys=(LEDGER_KEY,)),
-    Needs(PLAN, (*PLAN_FIELDS, "OwnerId"),
-          updated=tuple(f for f in PLAN_FIELDS if f != PLAN_KEY), keys=(PLAN_KEY,)),
+    Needs(PLAN, (*PLAN_FIELDS, *ROLLUP_FIELDS, "OwnerId"),
+          updated=(*(f for f in PLAN_FIELDS if f != PLAN_KEY), *ROLLUP_FIELDS), keys=(PLAN_KEY,)),
+    Needs(SUPPRESSION, SUPPRESSION_FIELDS, keys=(SUPPRESSION_FIELDS[0],)),
     Needs("Task", TASK_FIELDS),
     Needs("Event", EVENT_FIELDS, updated=EVENT_UPDATED),
     Needs("EmailMessage", EMAIL_FIELDS),

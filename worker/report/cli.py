@@ -11,10 +11,12 @@ from pathlib import Path
 
 import click
 
-from handlers.figures import GroupBy, compute_figures, outcomes_by_month
+from handlers.errors import WinbackError
+from handlers.figures import GroupBy, acknowledgements, compute_figures, outcomes_by_month
 from handlers.timeline import timeline
 from worker.crm.port import Crm
 from worker.report import render
+from worker.report.rollups import sync_acknowledgements
 from worker.report.source import read_all
 from worker.settings import load_settings
 
@@ -43,11 +45,22 @@ def _crm() -> Iterator[Crm]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a self-contained HTML page with charts here.")
-def report(since: datetime | None, by: GroupBy, fmt: str, html_file: Path | None) -> None:
+@click.option("--sync", is_flag=True,
+              help="Also write each plan's acknowledgement fields now (the worker does it every "
+                   "WINBACK_FIGURES_SECONDS).")
+def report(since: datetime | None, by: GroupBy, fmt: str, html_file: Path | None, sync: bool
+           ) -> None:
     """Win-back outcomes, SLA attainment, check-ins and suppressions, from the plans in the CRM."""
+    now = datetime.now(UTC)
     with _crm() as crm:
         plans, tasks = read_all(crm)
-    now = datetime.now(UTC)
+        if sync:
+            try:
+                written = sync_acknowledgements(crm, plans, tasks, now)
+            except WinbackError as exc:
+                click.echo(f"winback: writing the acknowledgement fields failed: {exc}", err=True)
+                sys.exit(1)
+            click.echo(f"acknowledgement fields written for {len(written)} plans", err=True)
     start = since.replace(tzinfo=UTC) if since else None
     rows = compute_figures(plans, tasks, now, start, by)
     period = f"plans opened since {since:%Y-%m-%d}" if since else "all plans"
@@ -77,15 +90,23 @@ def plan_group() -> None:
 def plan_show(account: str, fmt: str) -> None:
     """The account's latest plan and its timeline, newest first."""
     with _crm() as crm:
-        plans, _ = read_all(crm, account)
+        plans, tasks = read_all(crm, account)
     if not plans:
         click.echo(f"winback: no plan for account {account!r}", err=True)
         sys.exit(1)
     plan = max(plans, key=lambda p: p.seq)
+    acks = acknowledgements([plan], tasks, datetime.now(UTC))[plan.key]
     if fmt == "json":
         entries = [{"at": e.at.isoformat(), "event_id": e.event_id, "rule_id": e.rule_id,
                     "what": e.what} for e in timeline(plan)]
+        at = acks.acknowledged_at.isoformat() if acks.acknowledged_at else None
         click.echo(json.dumps({"plan": plan.key, "stage": plan.stage, "outcome": plan.outcome,
+                               "acknowledgements": {"in_sla": acks.in_sla, "late": acks.late,
+                                                    "pending": acks.pending,
+                                                    "acknowledged_at": at},
                                "timeline": entries}, indent=2))
         return
-    render.console().print(render.timeline_table(plan))
+    out = render.console()
+    out.print(render.timeline_table(plan))
+    if acks.in_sla or acks.late or acks.pending:
+        out.print(render.acknowledgements_line(acks))

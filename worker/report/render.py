@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from handlers.figures import Figures
+from handlers.figures import Acknowledgements, Figures
 from handlers.plan import Plan
 from handlers.timeline import timeline
 
@@ -97,6 +97,12 @@ def timeline_table(plan: Plan) -> Table:
     for e in timeline(plan):
         table.add_row(f"{e.at:%Y-%m-%d %H:%M}", e.event_id, e.rule_id, e.what)
     return table
+
+
+def acknowledgements_line(acks: Acknowledgements) -> str:
+    last = f"; last acknowledged {acks.acknowledged_at:%Y-%m-%d %H:%M} UTC" if acks.acknowledged_at else ""
+    return (f"Complaints acknowledged: {acks.in_sla} within the SLA, {acks.late} late, "
+            f"{acks.pending} not yet due{last}")
 
 
 def console() -> Console:

@@ -1,4 +1,5 @@
-"""Samples the method's figures from the CRM into Prometheus gauges, for an existing Grafana.
+"""Samples the method's figures from the CRM into Prometheus gauges, for an existing Grafana, and
+keeps each plan's acknowledgement fields up to date from its tasks (``worker.report.rollups``).
 
 Its own CRM connection and thread, every few minutes (each sample reads every plan and task, so
 it is not per scrape); a failed sample is skipped and the gauges keep their last values.
@@ -13,12 +14,14 @@ from handlers.errors import WinbackError
 from handlers.figures import Figures, compute_figures
 from worker.crm.port import Crm
 from worker.metrics import Metrics
+from worker.report.rollups import sync_acknowledgements
 from worker.report.source import read_all
 from worker.sampling import PeriodicSampler
 
 
 class FigureSampler(PeriodicSampler):
-    """Every ``interval`` seconds: ``winback_plans{state}`` and ``winback_complaint_acks{verdict}``."""
+    """Every ``interval`` seconds: ``winback_plans{state}``, ``winback_complaint_acks{verdict}``
+    and the plans' acknowledgement fields."""
 
     skipped = (WinbackError, ValueError)  # CRM away, or a plan it cannot read
 
@@ -30,12 +33,16 @@ class FigureSampler(PeriodicSampler):
         super().__init__("winback-figures", interval)
 
     def sample(self) -> None:
+        now = self._clock()
         crm = self._open_crm()
         try:
             plans, tasks = read_all(crm)
+            written = sync_acknowledgements(crm, plans, tasks, now)
         finally:
             crm.close()
-        rows = compute_figures(plans, tasks, self._clock())
+        if written:
+            self._log.info("acknowledgements_written", plans=len(written))
+        rows = compute_figures(plans, tasks, now)
         figures = rows[0] if rows else Figures(group="all")  # no plans yet: every count is 0
         for state, count in (("opened", figures.opened), ("won", figures.won),
                              ("lost", figures.lost),
