@@ -31,5 +31,6 @@ echo
 echo "== 5. One plan's timeline, newest first: each event, the rule, and what it wrote or did not"
 "$bin/winback" plan show ACC-1001
 echo
-echo "== 6. Did it work? The method's figures (charts in .demo/report.html, one page to open or attach)"
-"$bin/winback" report --html .demo/report.html
+echo "== 6. Did it work? The method's figures (charts in .demo/report.html, one page to open or attach);"
+echo "      --sync also rolls each plan's acknowledgements onto it, as the running worker does every 5 minutes"
+"$bin/winback" report --sync --html .demo/report.html

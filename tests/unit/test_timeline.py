@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from handlers.events import Event
+from handlers.actions import PublishEvent
+from handlers.events import Event, parse_event
 from handlers.plan import Change, Plan
 from handlers.registry import handle
 from handlers.timeline import timeline, timeline_text
+from handlers.timer import with_observed
 from tests.unit.rulesets import complaint, default_rules, lapsed, plan_of
 from tests.unit.test_figures import T0, WON
 
@@ -67,3 +70,15 @@ def test_a_replayed_event_gets_the_same_lines_at_the_same_times() -> None:
     event = lapsed(at="2026-11-02T09:00")
     again = plan_of(handle(event, None, default_rules(), datetime(2026, 12, 24, tzinfo=UTC)))
     assert timeline_text(again) == timeline_text(first)
+
+
+def test_a_timer_without_a_time_happened_at_its_deadline() -> None:
+    opened = _handled_three_hours_late(lapsed(at="2026-11-02T09:00"))
+    outcome = handle(complaint(at="2026-11-03T10:00"), opened, default_rules(),
+                     datetime(2026, 11, 3, 10, 1, tzinfo=UTC))
+    (timer,) = [a for a in outcome.actions if isinstance(a, PublishEvent) and a.due_at]
+    event = parse_event(json.dumps(timer.payload))
+    assert event.time is None  # the worker's own timers carry their due time in their data
+    late = handle(with_observed(event, "open"), plan_of(outcome), default_rules(),
+                  datetime(2026, 11, 3, 13, 0, tzinfo=UTC))
+    assert {e.at for e in timeline(plan_of(late)) if e.event_id == event.id} == {timer.due_at}
