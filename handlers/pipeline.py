@@ -58,8 +58,9 @@ def let_go(plan: Plan | None, event: Event, rules: RuleSet, now: datetime
     blocked = cooling_off(plan, anchor_time(event, now), rules.settings.move_on_cooloff_days)
     if blocked is None:
         return None
-    entry = Suppression(at=now, event_id=event.id, rule_id=METHOD, action="plan",
-                        key=plan_key(plan.account_id, plan.seq + 1), reason=blocked.reason)
+    entry = Suppression(at=happened_at(event, now), event_id=event.id, rule_id=METHOD,
+                        action="plan", key=plan_key(plan.account_id, plan.seq + 1),
+                        reason=blocked.reason, code=blocked.code)
     kept = record(plan, event, rules, now, METHOD, f"suppressed plan {entry.key}: {blocked.reason}",
                   suppressed=(*plan.suppressed, entry))
     return kept, entry

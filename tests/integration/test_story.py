@@ -157,8 +157,10 @@ def assert_acknowledgement_fields(crm: Crm) -> None:
     now = datetime(2027, 3, 1, tzinfo=UTC)
     # CMP-1 acknowledged at 10:05 (due 10:20), CMP-2 at 17:00 (due 15:50): the latest is 17:00.
     won = Acknowledgements(datetime(2026, 11, 5, 17, tzinfo=UTC), in_sla=1, late=1, pending=0)
-    # Only Northwind had complaints; the other plans' fields stay empty, which reads as zero.
-    assert sync_acknowledgements(crm, plans, tasks, now) == {f"{WON}#1": won}
+    # Tailspin's CMP-3, in the cool-off, is still open past its due time: late. Fabrikam had no
+    # complaint; its fields stay empty, which reads as zero.
+    lost = Acknowledgements(None, in_sla=0, late=1, pending=0)
+    assert sync_acknowledgements(crm, plans, tasks, now) == {f"{WON}#1": won, f"{LOST}#1": lost}
     assert crm.acknowledgements()[f"{WON}#1"] == won
     assert sync_acknowledgements(crm, plans, tasks, now) == {}  # unchanged: nothing written again
     rows = salesforce_rows(crm, "Winback_Plan__c")
