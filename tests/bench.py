@@ -42,6 +42,7 @@ from tests.integration.harness import lapsed, make_consumer, make_settings
 from worker.crm.port import Crm, Snapshot
 from worker.crm.salesforce import SalesforceCrm
 from worker.rules_source import load_rules
+from worker.topology import account_headers
 
 ROOT = Path(__file__).parents[1]
 
@@ -121,19 +122,19 @@ def publish(exchange: str, events: Sequence[dict[str, Any]], rate: float | None 
             if stamps is not None:
                 stamps[event["id"]] = time.monotonic()
             ch.basic_publish(exchange, event["type"], json.dumps(event).encode(),
-                             pika.BasicProperties(delivery_mode=2))
+                             pika.BasicProperties(delivery_mode=2, headers=account_headers(event)))
 
 
 def ceiling(count: int) -> Row:
     names = new_names()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = make_settings(names, Path(tmp))
+        settings = make_settings(names, Path(tmp), partitions=1)  # one queue, as a bare consumer has
     publish(settings.exchange, events_for(count, "ceil"))
     connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url.get_secret_value()))
     ch = connection.channel()
     ch.basic_qos(prefetch_count=1000)
     started = time.perf_counter()
-    for got, (method, _props, _body) in enumerate(ch.consume(settings.queue), start=1):
+    for got, (method, _props, _body) in enumerate(ch.consume(f"{settings.queue}.p0"), start=1):
         ch.basic_ack(method.delivery_tag)
         if got == count:
             break

@@ -28,7 +28,7 @@ from handlers.rules.ruleset import RuleSet
 from tests.integration.broker import channel, delete_all, new_names, require_broker
 from tests.integration.harness import make_consumer, make_settings
 from worker.crm.port import Outgoing
-from worker.topology import Topology
+from worker.topology import Topology, account_headers
 
 
 def _timer(n: int, due: datetime) -> Outgoing:
@@ -71,7 +71,8 @@ def run(count: int, spread: float) -> list[float]:
             for timer in timers:
                 exchange, key = topology.route(timer, now)
                 ch.basic_publish(exchange, key, json.dumps(timer.payload).encode(),
-                                 pika.BasicProperties(delivery_mode=2, message_id=timer.message_id))
+                                 pika.BasicProperties(delivery_mode=2, message_id=timer.message_id,
+                                                      headers=account_headers(timer.payload)))
         watch = Stopwatch(count)
         consumer, crm, _ = make_consumer(settings, handle=watch)
         thread = threading.Thread(target=consumer.run, name="bench-consumer")

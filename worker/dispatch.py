@@ -2,7 +2,8 @@
 
 Events of the same account in one batch are handled in waves (one event per account per wave),
 so each event sees the plan the previous one left, and a failure of one account's event holds
-back only that account's later events.
+back only that account's later events: in the batch, and in later batches while it waits in a
+retry queue (``worker.holds``). A held-back event follows it without spending an attempt.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from handlers.actions import EventChange
-from handlers.errors import PermanentError, TransientError
+from handlers.errors import PermanentError
 from handlers.events import Event, parse_event, peek_ids
 from handlers.outcome import Outcome, Signal
 from handlers.plan import Plan, Suppression
 from handlers.rules.ruleset import RuleSet
 from handlers.timer import not_due, watched, with_observed
 from worker.crm.port import Crm, Outgoing
-from worker.policy import Ack, Disposition, Pause, Retry, RetryPolicy
+from worker.holds import RetryHolds
+from worker.policy import Ack, Disposition, Park, Pause, Retry, RetryPolicy
 
 Handle = Callable[[Event, Plan | None, RuleSet, datetime], Outcome]
 
@@ -64,10 +66,6 @@ class _Batch:
     failed_accounts: dict[str, Disposition] = field(default_factory=dict)
 
 
-class _HeldBack(TransientError):
-    """An earlier event of the same account failed in this batch; keep their order."""
-
-
 class Processor:
     """Turns a batch of messages into results. Never raises: every failure becomes a disposition."""
 
@@ -78,12 +76,14 @@ class Processor:
         handle: Handle,
         clock: Callable[[], datetime],
         policy: RetryPolicy,
+        holds: RetryHolds | None = None,
     ) -> None:
         self._crm = crm
         self._rules = rules
         self._handle = handle
         self._clock = clock
         self._policy = policy
+        self._holds = holds or RetryHolds()
 
     def process(self, messages: Sequence[Message]) -> list[Result]:
         results: dict[int, Result] = {}
@@ -114,16 +114,12 @@ class Processor:
         try:
             snapshot = self._crm.load({e.account_id for _, e in events}, {e.id for _, e in events})
         except Exception as exc:  # noqa: BLE001 - the batch boundary: every failure is classified
-            unread = _Batch({}, set(), {}, results)
-            for message, event in events:
-                self._fail(unread, message, event, exc)
+            self._fail_unread(events, results, exc)
             return
         try:
             events = self._observe(events)
         except Exception as exc:  # noqa: BLE001 - as for the load: the timers wait and retry
-            unread = _Batch({}, set(), {}, results)
-            for message, event in events:
-                self._fail(unread, message, event, exc)
+            self._fail_unread(events, results, exc)
             return
         batch = _Batch(dict(snapshot.plans), set(snapshot.processed), snapshot.outbox, results)
         pending = list(events)
@@ -137,6 +133,16 @@ class Processor:
                     wave.append((message, event))
             self._run_wave(wave, rules, batch)
             pending = later
+
+    def _fail_unread(self, events: list[tuple[Message, Event]], results: dict[int, Result],
+                     error: BaseException) -> None:
+        """Nothing could be read: each account's first event fails, its later ones follow it."""
+        unread = _Batch({}, set(), {}, results)
+        for message, event in events:
+            if event.account_id in unread.failed_accounts:
+                self._hold_back(unread, message, event)
+            else:
+                self._fail(unread, message, event, error)
 
     def _observe(self, events: list[tuple[Message, Event]]) -> list[tuple[Message, Event]]:
         """Timers look before they act: the state of each one's task or check-in, from the CRM."""
@@ -152,6 +158,9 @@ class Processor:
         staged: list[tuple[Message, Event, Outcome]] = []
         for message, event in wave:
             ids = _ids(event)
+            blocker = self._holds.blocking(event.account_id, event.id)
+            if blocker is not None and event.account_id not in batch.failed_accounts:
+                batch.failed_accounts[event.account_id] = blocker  # an earlier batch's retry
             if event.account_id in batch.failed_accounts:
                 self._hold_back(batch, message, event)
             elif event.id in batch.seen:
@@ -160,6 +169,7 @@ class Processor:
                 again = batch.outbox.get(event.id, ())
                 results[message.tag] = Result(Ack(), again,
                                               ids | {"duplicate": True, "republished": len(again)})
+                self._holds.release(event.account_id, event.id)
             else:
                 try:
                     outcome = self._handle(event, batch.plans.get(event.account_id), rules, now)
@@ -185,6 +195,7 @@ class Processor:
                                   for p in change.publishes if p.due_at is not None)
                 results[message.tag] = Result(Ack(), publishes, ids | _summary(outcome),
                                               outcome.suppressed, outcome.signals + scheduled)
+                self._holds.release(event.account_id, event.id)
             else:
                 self._fail(batch, message, event, error)
 
@@ -192,18 +203,24 @@ class Processor:
         """The one per-message boundary for a failed event: the policy decides, and any failure
         that will be retried holds back the account's later events, so none overtakes it."""
         result = self._result(message, error, _ids(event))
-        if isinstance(result.disposition, Retry | Pause):
-            batch.failed_accounts[event.account_id] = result.disposition
+        disposition = result.disposition
+        if isinstance(disposition, Retry | Pause):
+            batch.failed_accounts[event.account_id] = disposition
+        if isinstance(disposition, Retry):
+            self._holds.hold(event.account_id, event.id, disposition)
+        elif isinstance(disposition, Park):
+            self._holds.release(event.account_id, event.id)
         batch.results[message.tag] = result
 
     def _hold_back(self, batch: _Batch, message: Message, event: Event) -> None:
-        """A later event of an account whose earlier one failed: released with it while paused
-        (no attempt spent), otherwise retried after it."""
+        """A later event of an account whose earlier one failed: released with it while paused,
+        otherwise sent after it into the same retry tier. Either way no attempt is spent."""
         earlier = batch.failed_accounts[event.account_id]
-        if isinstance(earlier, Pause):
-            batch.results[message.tag] = Result(earlier, log=_ids(event) | {"held_back": True})
-        else:
-            self._fail(batch, message, event, _HeldBack("an earlier event failed"))
+        log = _ids(event) | {"held_back": True}
+        if isinstance(earlier, Retry):
+            earlier = Retry(earlier.tier, earlier.delay, f"held back: {earlier.reason}",
+                            spends_attempt=False)
+        batch.results[message.tag] = Result(earlier, log=log)
 
     def _result(self, message: Message, error: BaseException, ids: dict[str, Any]) -> Result:
         return Result(self._policy.decide(error, message.attempts), log=ids | {"error": str(error)})

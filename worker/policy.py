@@ -14,11 +14,13 @@ class Ack:
 
 @dataclass(frozen=True)
 class Retry:
-    """Try again after ``delay`` seconds, through retry queue number ``tier``."""
+    """Try again after ``delay`` seconds, through retry queue number ``tier``. An event held back
+    behind an earlier one of its account follows it into its tier without spending an attempt."""
 
     tier: int
     delay: float
     reason: str
+    spends_attempt: bool = True
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ class _Lane:
 
     def _take_batch(self) -> list[Delivery]:
         owner = self._owner
-        if owner.stop.is_set():
+        if owner.holding.is_set():  # a stop still handles what was received (the session)
             owner.closed.wait(0.1)
             return []
         batch: list[Delivery] = []
@@ -119,6 +119,7 @@ class ProcessingLanes:
                  stop: StopToken) -> None:
         self.processor, self.batching, self.metrics, self.stop = processor, batching, metrics, stop
         self.closed = threading.Event()
+        self.holding = threading.Event()  # no batch starts while set: the session hands back
         self.generation = 0
         self.post: Post = lambda generation, batch, results: None
         self.log = structlog.get_logger("winback.processing")
@@ -132,6 +133,11 @@ class ProcessingLanes:
     def begin(self, generation: int) -> None:
         """A new connection: deliveries of earlier ones are dropped (the broker has them back)."""
         self.generation = generation
+        self.holding.clear()
+
+    def hold(self) -> None:
+        """Start no more batches until the next ``begin``; the ones started run to the end."""
+        self.holding.set()
 
     def submit(self, delivery: Delivery) -> None:
         """Main thread: route by account, so an account's events never overtake each other."""

@@ -13,7 +13,7 @@ from handlers.errors import InvalidEventError
 from handlers.events import parse_event
 from worker.amqp import connection_parameters
 from worker.settings import Settings
-from worker.topology import Topology
+from worker.topology import Topology, account_headers
 
 
 def read_events(files: Iterable[Path]) -> Iterator[dict[str, Any]]:
@@ -51,7 +51,7 @@ def publish_event(channel: Any, exchange: str, event: dict[str, Any]) -> None:
         json.dumps(event).encode(),
         pika.BasicProperties(
             content_type="application/cloudevents+json", delivery_mode=2,
-            message_id=event["id"], type=event["type"],
+            message_id=event["id"], type=event["type"], headers=account_headers(event),
         ),
         mandatory=True,
     )

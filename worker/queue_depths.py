@@ -23,7 +23,8 @@ class QueueDepths(PeriodicSampler):
 
     def __init__(self, settings: Settings, metrics: Metrics, interval: float = 15.0) -> None:
         topology = Topology.from_settings(settings)
-        self._queues = [(settings.queue, "work"), (settings.parking_queue, "parked")]
+        self._queues = [(q, "work") for q in topology.partition_queues]
+        self._queues += [(settings.parking_queue, "parked")]
         self._queues += [(topology.retry_queue(t), "retry") for t in range(len(topology.retry_delays))]
         self._settings = settings
         self._metrics = metrics

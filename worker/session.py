@@ -6,9 +6,16 @@ back through ``add_callback_threadsafe`` and are settled here: publish outgoing 
 retry, park or just ack. A message is acked only after its CRM writes are committed; anything not
 acked when the connection goes returns to the queue.
 
-Seams for operations: ``pause_consumption``/``resume_consumption`` (any thread) cancel and restore
-the broker subscription without dropping the connection; ``progress()`` says when a message was
-last settled and whether the I/O loop is still turning.
+The session consumes every partition queue (``Topology.partition_queues``); each has a single
+active consumer, so of several replicas the broker delivers a partition to one at a time. A hand-over
+must not let a later event of an account overtake an earlier one still in hand, and RabbitMQ 3.10
+activates the next consumer before it puts a departed consumer's unacknowledged messages back (they
+come after newer ones). So a stopping session handles everything it was given before it cancels
+(``_finish``); only a crash, or a stop past its grace period, hands messages back unacknowledged.
+
+Seams for operations: ``pause_consumption``/``resume_consumption`` (any thread) hand the partitions
+back (as above) and take them again once resumed; ``progress()`` says when a message was last
+settled and whether the I/O loop is still turning.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.exceptions import (
     AMQPError,
     ChannelClosedByBroker,
+    ConnectionClosedByBroker,
     ProbableAccessDeniedError,
     ProbableAuthenticationError,
 )
@@ -41,7 +49,7 @@ from worker.policy import Ack, Park, Pause, Retry
 from worker.processing import Delivery, ProcessingLanes
 from worker.settings import Settings
 from worker.stop import StopToken
-from worker.topology import Topology
+from worker.topology import Topology, account_headers
 
 ATTEMPTS_HEADER = "x-winback-attempts"
 PRECONDITION_FAILED = 406
@@ -89,7 +97,8 @@ class AmqpSession:
         self._generation = 0
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
-        self._tag: str | None = None
+        self._tags: list[str] = []
+        self._withheld: list[int] = []  # delivery tags settled while stopping, acked at the end
         self._last_settled = self._last_activity = self._loop_at = self._busy_since = time.monotonic()
         self._settlers: dict[type, Callable[[BlockingChannel, Delivery, Any, Any], None]] = {
             Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park,
@@ -105,15 +114,16 @@ class AmqpSession:
 
     def is_consuming(self) -> bool:
         """True while a channel is open and taking deliveries (the readiness probe)."""
-        return (self._channel is not None and self._tag is not None
-                and not self._draining.is_set())
+        return (self._channel is not None and bool(self._tags)
+                and not self._draining.is_set() and not self._paused.is_set())
 
     def stop(self) -> None:
         """Ask the whole worker to stop (from any thread but a signal handler)."""
         self._stop.request()
 
     def pause_consumption(self) -> None:
-        """Stop taking deliveries (within one loop tick); what is in flight still settles."""
+        """Stop starting batches (within one loop tick); what is started still settles, then the
+        partitions go back to the broker until ``resume_consumption``."""
         self._paused.set()
 
     def resume_consumption(self) -> None:
@@ -142,6 +152,10 @@ class AmqpSession:
         delay, refused = RECONNECT_FIRST, False
         try:
             while not self._stop.stopping():
+                if self._paused.is_set():  # the partitions are with the other replicas meanwhile
+                    self._loop_at = time.monotonic()
+                    time.sleep(LOOP_TICK)
+                    continue
                 try:
                     self._session(exit_when_idle)
                     delay, refused = RECONNECT_FIRST, False
@@ -180,55 +194,60 @@ class AmqpSession:
 
     def _session(self, exit_when_idle: float | None) -> None:
         connection = self._connect()
+        self._draining.clear()
         try:
             channel = connection.channel()
             self._declare(channel)
             channel.confirm_delivery()
-            channel.basic_qos(prefetch_count=self._settings.in_flight_limit)
+            # Per consumer: quorum queues have no prefetch shared by a channel's consumers.
+            channel.basic_qos(prefetch_count=self._settings.partition_prefetch)
             self._generation += 1
             self._processing.begin(self._generation)
             with self._settled:
                 self._in_flight = 0
-            self._connection, self._channel, self._tag = connection, channel, None
+            self._connection, self._channel, self._tags = connection, channel, []
+            self._withheld = []
             self._metrics.connected.set(1)
+            self._subscribe(channel)
             self._loop(connection, channel, exit_when_idle)
-            self._drain(connection, channel)
+            if self._stop.is_set():
+                self._finish(connection, channel)
+            self._hand_back(connection)
         except AMQPError as exc:
             raise BrokerLostError(_broker_error(exc)) from exc
         finally:
-            self._connection, self._channel, self._tag = None, None, None
+            self._connection, self._channel, self._tags = None, None, []
             self._metrics.connected.set(0)
             if connection.is_open:
                 connection.close()
 
     def _loop(self, connection: BlockingConnection, channel: BlockingChannel,
               exit_when_idle: float | None) -> None:
-        while not self._stop.stopping():
-            self._follow_pause(channel)
+        while not self._stop.stopping() and not self._paused.is_set():
             connection.process_data_events(time_limit=LOOP_TICK)
             self._loop_at = time.monotonic()
             if exit_when_idle is not None and self._idle_for(channel, exit_when_idle):
                 self._log.info("queue_drained")
                 self._stop.request()
 
-    def _follow_pause(self, channel: BlockingChannel) -> None:
-        if self._paused.is_set() and self._tag is not None:
-            channel.basic_cancel(self._tag)
-            self._tag = None
-            released = self._processing.unstarted()  # back to the queue, for whoever takes it next
-            for delivery in released:
-                channel.basic_nack(delivery.message.tag, requeue=True)
-            self._count_settled(len(released))
-            self._log.info("stopped_taking_deliveries", released=len(released), in_flight=self._in_flight)
-        elif not self._paused.is_set() and self._tag is None:
-            self._tag = channel.basic_consume(
-                self._settings.queue, functools.partial(self._on_message, self._generation))
-            self._log.info("consuming", queue=self._settings.queue,
-                           prefetch=self._settings.in_flight_limit)
+    def _subscribe(self, channel: BlockingChannel) -> None:
+        """One consumer per partition; the broker makes it active where no other replica is."""
+        for queue in self._topology.partition_queues:
+            self._tags.append(channel.basic_consume(
+                queue, functools.partial(self._on_message, self._generation)))
+        self._log.info("consuming", partitions=len(self._tags), queue=self._settings.queue,
+                       prefetch=self._settings.partition_prefetch)
 
     def _declare(self, channel: BlockingChannel) -> None:
         try:
             self._topology.declare(channel)
+        except ConnectionClosedByBroker as exc:
+            if "unknown exchange type" not in str(exc.reply_text):
+                raise
+            raise ConfigError(
+                f"the broker refused the topology: {exc.reply_text}. The work queues need the "
+                "plugin bundled with RabbitMQ: rabbitmq-plugins enable "
+                "rabbitmq_consistent_hash_exchange") from exc
         except ChannelClosedByBroker as exc:
             if exc.reply_code != PRECONDITION_FAILED:
                 raise
@@ -253,26 +272,61 @@ class AmqpSession:
     def _idle_for(self, channel: BlockingChannel, seconds: float) -> bool:
         if self._in_flight or time.monotonic() - self._last_activity < seconds:
             return False
-        ready = channel.queue_declare(self._settings.queue, passive=True).method.message_count
+        ready = sum(channel.queue_declare(q, passive=True).method.message_count
+                    for q in self._topology.partition_queues)
         retrying = sum(
             channel.queue_declare(self._topology.retry_queue(t), passive=True).method.message_count
             for t in range(len(self._topology.retry_delays))
         )
         return bool(ready + retrying == 0)
 
-    def _drain(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
-        """Stop taking deliveries, release the ones not started, let in-flight ones finish."""
+    def _finish(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
+        """Stopping: handle every message received before giving the partitions up.
+
+        The acks are withheld meanwhile, so the prefetch stays full and no newer message comes;
+        once nothing is unsettled the subscriptions are cancelled (the broker activates the next
+        replica, which can only receive newer messages) and the withheld acks sent. Messages
+        handed back unacknowledged instead would be redelivered behind newer ones: RabbitMQ 3.10
+        activates the next consumer before it has put them back.
+        """
         self._draining.set()
-        if self._tag is not None:
-            channel.basic_cancel(self._tag)
-        released = self._processing.unstarted()
-        for delivery in released:
-            channel.basic_nack(delivery.message.tag, requeue=True)
-        self._count_settled(len(released))
         deadline = time.monotonic() + self._settings.grace_period
-        while self._in_flight > 0 and time.monotonic() < deadline:
+        for cancel in (True, False):  # and once more after the cancel, for late deliveries
+            while self._in_flight > 0 and time.monotonic() < deadline:
+                connection.process_data_events(time_limit=0.05)
+                self._loop_at = time.monotonic()
+            for tag in self._tags if cancel else ():
+                channel.basic_cancel(tag)
+        self._tags = []
+        for delivery_tag in self._withheld:
+            channel.basic_ack(delivery_tag)
+        self._log.info("partitions_handed_over", handled=len(self._withheld),
+                       unfinished=self._in_flight)
+        self._withheld = []
+
+    def _ack(self, channel: BlockingChannel, tag: int) -> None:
+        if self._draining.is_set() and self._stop.is_set():
+            self._withheld.append(tag)
+        else:
+            channel.basic_ack(tag)
+
+    def _hand_back(self, connection: BlockingConnection) -> None:
+        """Pause (or a stop past its grace period): let the started batches settle while the
+        ones not started stay unacknowledged, for the connection's close to return them."""
+        self._draining.set()
+        self._processing.hold()
+        held: list[Delivery] = []
+        deadline = time.monotonic() + self._settings.grace_period
+        while True:
+            held += self._processing.unstarted()  # deliveries still arriving are kept too
+            if self._in_flight <= len(held) or time.monotonic() >= deadline:
+                break
             connection.process_data_events(time_limit=0.1)
-        self._log.info("stopped_consuming", released=len(released), unfinished=self._in_flight)
+            self._loop_at = time.monotonic()
+        unfinished = self._in_flight - len(held)
+        self._count_settled(self._in_flight)  # the close returns them all to the broker
+        why = "stop" if self._stop.is_set() else "pause"
+        self._log.info("stopped_consuming", reason=why, released=len(held), unfinished=unfinished)
 
     def _count_settled(self, count: int) -> None:
         with self._settled:
@@ -305,7 +359,8 @@ class AmqpSession:
                     channel.basic_publish(
                         exchange, routing_key, json.dumps(event.payload).encode(),
                         pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                             message_id=event.message_id, type=event.routing_key))
+                                             message_id=event.message_id, type=event.routing_key,
+                                             headers=account_headers(event.payload)))
                 log = self._log.bind(**result.log)
                 self._settlers[type(result.disposition)](channel, delivery, result, log)
             finally:
@@ -319,18 +374,20 @@ class AmqpSession:
         self._metrics.count(result.signals)
         log.info("event_handled")
         self._metrics.events.labels(outcome="handled").inc()
-        channel.basic_ack(delivery.message.tag)
+        self._ack(channel, delivery.message.tag)
 
     def _settle_retry(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
         retry: Retry = result.disposition  # type: ignore[assignment]  # the table picked Retry
         message = delivery.message
-        headers = delivery.headers | {ATTEMPTS_HEADER: message.attempts + 1,
+        attempts = message.attempts + int(retry.spends_attempt)
+        headers = delivery.headers | {ATTEMPTS_HEADER: attempts,
                                       "x-winback-last-error": retry.reason[:1000]}
         channel.basic_publish("", self._topology.retry_queue(retry.tier), message.body,
                               pika.BasicProperties(headers=headers, delivery_mode=2))
-        log.warning("event_retry_scheduled", delay=retry.delay, attempt=message.attempts + 1)
+        log.warning("event_retry_scheduled", delay=retry.delay, attempt=attempts,
+                    held_back=not retry.spends_attempt)
         self._metrics.events.labels(outcome="retried").inc()
-        channel.basic_ack(message.tag)
+        self._ack(channel, message.tag)
 
     def _settle_park(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
         park: Park = result.disposition  # type: ignore[assignment]  # the table picked Park
@@ -345,12 +402,13 @@ class AmqpSession:
                               pika.BasicProperties(headers=headers, delivery_mode=2))
         log.error("event_parked", reason=park.reason)
         self._metrics.events.labels(outcome="parked").inc()
-        channel.basic_ack(message.tag)
+        self._ack(channel, message.tag)
 
-    def _settle_pause(self, channel: BlockingChannel, delivery: Delivery, result: Result, _log: Any) -> None:
-        """Back to the queue as it is (no attempt spent), and consumption pauses: one line is
-        logged by the pause, not one per message."""
-        channel.basic_nack(delivery.message.tag, requeue=True)
+    def _settle_pause(self, _channel: BlockingChannel, delivery: Delivery, result: Result,
+                      _log: Any) -> None:
+        """Kept unacknowledged (no attempt spent), and consumption pauses: handing the partitions
+        back returns it to its queue ahead of the account's later events (a nack now would put it
+        behind them). One line is logged by the pause, not one per message."""
         self._metrics.events.labels(outcome="released").inc()
         self._on_pause(result.disposition, self)  # type: ignore[arg-type]  # the table picked Pause
 

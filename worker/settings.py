@@ -25,7 +25,12 @@ class Settings(BaseSettings):
         None, description="CA bundle to verify an amqps:// broker's certificate (private CA)."
     )
     exchange: str = Field("crm.events", description="Durable topic exchange the CRM publishes to.")
-    queue: str = Field("winback.events", description="Durable quorum work queue.")
+    queue: str = Field(
+        "winback.events", description="Name of the work queues: partitions QUEUE.p0 .. QUEUE.pN-1, "
+        "fed by the exchange QUEUE.hash; retry and timer queues start with it too.")
+    partitions: int = Field(
+        8, ge=1, le=256, description="Partition queues events are spread over by account, each "
+        "consumed by one replica at a time (fixed at deploy time: changing it moves accounts).")
     parking_queue: str = Field("winback.parked", description="Queue of parked messages.")
     dead_letter_exchange: str = Field("winback.dlx", description="Dead-letter exchange.")
     retry_delays: tuple[float, ...] = Field(
@@ -86,8 +91,16 @@ class Settings(BaseSettings):
 
     @property
     def in_flight_limit(self) -> int:
-        """The broker prefetch: what the CRM lanes can hold, two batches each, unless set."""
+        """Unacked deliveries per worker: what the CRM lanes can hold, two batches each, unless
+        set. Shared among the partitions (``partition_prefetch`` each)."""
         return self.prefetch or min(2 * self.crm_concurrency * self.batch_size, 65535)
+
+    @property
+    def partition_prefetch(self) -> int:
+        """The broker prefetch of each partition's consumer: the in-flight limit shared out, so
+        a replica active on every partition holds at most ``in_flight_limit`` (quorum queues
+        have no per-channel prefetch)."""
+        return max(1, self.in_flight_limit // self.partitions)
 
     @model_validator(mode="after")
     def _salesforce_mode_is_complete(self) -> Settings:

@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 from handlers.actions import REVISION_MARKER_TYPE, EventChange
 from handlers.errors import WinbackError
 from tests.faults.tally import TALLY
-from tests.integration.broker import Names, message_count, publish
+from tests.integration.broker import Names, message_count, publish, work_count
 from tests.integration.harness import EMPTY_RULES, lapsed, make_settings, one_task
 from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings, token_settings
 from tests.waiting import wait_until
@@ -123,7 +123,7 @@ def test_an_expired_fixed_token_pauses_consumption_and_parks_nothing(names: Name
         with capture_logs() as logs, _running(session):
             wait_until(lambda: metrics.registry.get_sample_value("winback_consumption_paused") == 1,
                        what="consumption to pause")
-            wait_until(lambda: message_count(settings.queue) == 30, what="every message back in the queue")
+            wait_until(lambda: work_count(settings) == 30, what="every message back in the queue")
             assert health.ready() == (False, "not consuming (connecting, paused for the CRM, or draining)")
             assert health.live()[0], "paused is not dead: no restart loop"
             wait_until(lambda: any(e["event"] == "crm_still_refusing" for e in logs), what="a re-check")
@@ -159,7 +159,7 @@ def test_a_503_storm_rate_limits_two_replicas_and_poison_end_with_each_event_onc
         with _running(workers[0]), _running(workers[1]):
             wait_until(lambda: set(_sf_ledger(server)) >= ids, timeout=60, what="every event written")
             wait_until(lambda: message_count(settings.parking_queue) == 4, what="the poison parked")
-            wait_until(lambda: message_count(settings.queue) == 0, what="the queue drained")
+            wait_until(lambda: work_count(settings) == 0, what="the queue drained")
         for crm in crms:
             crm.close()
         assert all(w.connections_opened == 1 for w in workers)

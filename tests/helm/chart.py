@@ -41,7 +41,7 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
         "amqp": {"caBundle": {"configMap": "broker-ca", "key": "rabbitmq-ca.pem"}},
     },
     "keda": {
-        "config": {"queue": "crm.winback.work", "salesforceClientId": "3MVG9consumer",
+        "config": {"queue": "crm.winback.work", "partitions": 12, "salesforceClientId": "3MVG9consumer",
                    "salesforceUsername": "winback@acme.com"},
         "keda": {"enabled": True, "minReplicaCount": 2, "maxReplicaCount": 12, "queueLength": 250},
         "salesforce": {"existingSecret": "sf-jwt"},

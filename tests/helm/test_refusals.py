@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.helm.chart import ChartUnderTest
+from tests.helm.chart import VALUE_SETS, ChartUnderTest
 
 
 def test_embedded_crm_with_three_replicas_is_refused(chart: ChartUnderTest) -> None:
@@ -79,3 +79,9 @@ def test_values_outside_the_schema_are_refused(
     chart: ChartUnderTest, values: dict[str, Any], where: str
 ) -> None:
     assert where in chart.refusal(values, "HelmValuesError")
+
+
+def test_keda_allowed_more_replicas_than_partitions_is_refused(chart: ChartUnderTest) -> None:
+    values = VALUE_SETS["keda"] | {"keda": VALUE_SETS["keda"]["keda"] | {"maxReplicaCount": 13}}
+    message = chart.refusal(values, "HelmRenderError")
+    assert "keda.maxReplicaCount (13) must not exceed config.partitions (12)" in message

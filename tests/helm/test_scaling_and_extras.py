@@ -35,13 +35,16 @@ def test_keda_scales_on_the_configured_queue_with_the_broker_secret(chart: Chart
     rendered = chart.render(VALUE_SETS["keda"])
     deployment = rendered.one("Deployment")
     scaled = rendered.one("ScaledObject")["spec"]
-    trigger = scaled["triggers"][0]
+    triggers = scaled["triggers"]
+    trigger = triggers[0]
     assert "replicas" not in deployment["spec"]  # KEDA owns the count
     assert scaled["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                         "name": deployment["metadata"]["name"]}
     assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (2, 12)
     assert trigger["type"] == "rabbitmq"
-    assert trigger["metadata"]["queueName"] == rendered.env()["WINBACK_QUEUE"] == "crm.winback.work"
+    assert rendered.env()["WINBACK_QUEUE"] == "crm.winback.work"
+    assert rendered.env()["WINBACK_PARTITIONS"] == "12"
+    assert [t["metadata"]["queueName"] for t in triggers] == [f"crm.winback.work.p{n}" for n in range(12)]
     assert trigger["metadata"]["mode"] == "QueueLength"
     assert trigger["metadata"]["value"] == "250"
 

@@ -15,7 +15,10 @@ from typing import Any
 import pika
 import pytest
 
-from worker.topology import TIMER_TIERS_MS
+from worker.settings import Settings
+from worker.topology import TIMER_TIERS_MS, account_headers
+
+TEST_PARTITIONS = 2  # partition queues per test topology: each is a quorum queue (broker handles)
 
 AMQP_URL = os.environ.get("WINBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
@@ -44,6 +47,7 @@ class Names:
             "queue": f"{self.prefix}.work",
             "parking_queue": f"{self.prefix}.parked",
             "dead_letter_exchange": f"{self.prefix}.dlx",
+            "partitions": TEST_PARTITIONS,
         }
 
 
@@ -60,28 +64,42 @@ def channel() -> Iterator[Any]:
 def delete_all(names: Names, retry_delays: tuple[float, ...]) -> None:
     s = names.settings
     with channel() as ch:
-        queues = [s["queue"], s["parking_queue"]]
+        queues = [f"{s['queue']}.p{i}" for i in range(s["partitions"])] + [s["parking_queue"]]
         queues += [f"{s['queue']}.retry.{int(d * 1000)}ms" for d in retry_delays]
         queues += [f"{s['queue']}.timer.{ms}ms" for ms in TIMER_TIERS_MS]
         for q in queues:
             ch.queue_delete(q)
         ch.exchange_delete(s["exchange"])
+        ch.exchange_delete(f"{s['queue']}.hash")
         ch.exchange_delete(s["dead_letter_exchange"])
 
 
 def publish(names: Names, body: bytes | dict[str, Any], routing_key: str | None = None) -> None:
+    """Publish one event as the CRM does: routing key = type, the account in its header."""
+    headers: dict[str, Any] = {}
     if isinstance(body, dict):
         routing_key = routing_key or body["type"]
+        headers = account_headers(body)
         body = json.dumps(body).encode()
     with channel() as ch:
         ch.confirm_delivery()
         ch.basic_publish(names.settings["exchange"], routing_key or "crm.customer.lapsed", body,
-                         pika.BasicProperties(delivery_mode=2), mandatory=True)
+                         pika.BasicProperties(delivery_mode=2, headers=headers), mandatory=True)
 
 
 def message_count(queue: str) -> int:
     with channel() as ch:
         return int(ch.queue_declare(queue, passive=True).method.message_count)
+
+
+def work_count(settings: Settings) -> int:
+    """Messages ready in all the partition queues of ``settings``."""
+    return sum(message_count(f"{settings.queue}.p{i}") for i in range(settings.partitions))
+
+
+def take_all_work(settings: Settings) -> list[tuple[str, dict[str, Any], bytes]]:
+    """Every message in the partition queues (routing key, headers, body), acknowledged."""
+    return [m for i in range(settings.partitions) for m in take_all_routed(f"{settings.queue}.p{i}")]
 
 
 def take_all(queue: str) -> list[tuple[dict[str, Any], bytes]]:
@@ -92,12 +110,15 @@ def take_all(queue: str) -> list[tuple[dict[str, Any], bytes]]:
 def take_all_routed(queue: str) -> list[tuple[str, dict[str, Any], bytes]]:
     """Every message in ``queue`` (routing key, headers, body), acknowledged."""
     out = []
-    with channel() as ch:
-        while True:
-            method, props, body = ch.basic_get(queue, auto_ack=True)
+    with channel() as ch:  # consume, not basic.get: a single-active-consumer queue refuses that
+        if not ch.queue_declare(queue, passive=True).method.message_count:
+            return out
+        for method, props, body in ch.consume(queue, auto_ack=True, inactivity_timeout=0.5):
             if method is None:
-                return out
+                break
             out.append((method.routing_key, dict(props.headers or {}), body))
+        ch.cancel()
+    return out
 
 
 _PREFIXES: set[str] = set()  # every prefix this test run handed out, for the sweep at the end

@@ -22,6 +22,7 @@ from tests.integration.broker import Names
 from tests.integration.harness import make_settings
 from worker.amqp import connection_parameters
 from worker.publisher import publish_files
+from worker.topology import Topology
 
 SAMPLE = Path(__file__).parents[2] / "config" / "samples" / "one" / "lapsed.json"
 
@@ -90,7 +91,9 @@ def test_an_amqps_broker_with_a_private_ca_is_verified_with_the_ca_bundle(
     assert publish_files(settings, [SAMPLE]) == 1
     connection = pika.BlockingConnection(connection_parameters(settings))
     try:
-        ready = connection.channel().queue_declare(settings.queue, passive=True).method.message_count
+        channel = connection.channel()
+        ready = sum(channel.queue_declare(q, passive=True).method.message_count
+                    for q in Topology.from_settings(settings).partition_queues)
     finally:
         connection.close()
     assert ready == 1

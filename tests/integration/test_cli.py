@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.integration.broker import Names, message_count
+from tests.integration.broker import Names, work_count
 from tests.integration.harness import make_settings
 from worker.cli import cli
 
@@ -26,7 +26,7 @@ def test_publish_sends_every_sample_event_and_confirms(names: Names, tmp_path: P
                                 env=_env(names, tmp_path))
     assert result.exit_code == 0, result.output
     assert "published 5 event(s)" in result.output
-    assert message_count(settings.queue) == 5
+    assert work_count(settings) == 5
 
 
 def test_publish_refuses_an_invalid_event_file_and_sends_nothing(names: Names, tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_publish_refuses_an_invalid_event_file_and_sends_nothing(names: Names, t
     result = CliRunner().invoke(cli, ["publish", str(bad)], env=_env(names, tmp_path))
     assert result.exit_code == 1
     assert f"{bad}: not a CloudEvent: specversion" in result.output
-    assert message_count(settings.queue) == 0
+    assert work_count(settings) == 0
 
 
 def test_crm_list_on_an_empty_crm_prints_empty_tables(names: Names, tmp_path: Path) -> None:

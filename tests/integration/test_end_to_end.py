@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.registry import handle
-from tests.integration.broker import Names, message_count, publish
+from tests.integration.broker import Names, message_count, publish, work_count
 from tests.integration.harness import lapsed, make_consumer, make_settings, running
 from tests.waiting import wait_until
 from worker.crm.local import LocalCrm
@@ -35,7 +35,7 @@ def test_a_lapsed_event_delivered_twice_yields_one_plan_and_one_discovery_task(
     publish(names, event)
     publish(names, event)
     with running(consumer):
-        wait_until(lambda: message_count(settings.queue) == 0 and len(crm.records()) > 0,
+        wait_until(lambda: work_count(settings) == 0 and len(crm.records()) > 0,
                    what="both deliveries taken")
         assert consumer.wait_settled(30), "both deliveries settled"
     plans = [r for r in crm.records() if r.kind == "plan"]
@@ -81,7 +81,7 @@ def test_winback_run_exits_0_on_sigterm_and_loses_nothing(names: Names, tmp_path
     assert '"stop_requested"' in stderr
     assert '"signal": "SIGTERM"' in stderr
     handled = len(crm.load([f"ACC-{i}" for i in range(300)], []).plans)
-    assert handled + message_count(names.settings["queue"]) == 300
+    assert handled + work_count(make_settings(names, tmp_path)) == 300
     crm.close()
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from handlers.registry import handle
 from tests.adapters import ADAPTERS, open_crm
-from tests.integration.broker import Names, channel, message_count, publish
+from tests.integration.broker import Names, channel, message_count, publish, work_count
 from tests.integration.harness import make_consumer, make_settings, running
 from tests.integration.story import STORY, WON
 from tests.waiting import wait_until
@@ -69,7 +69,7 @@ def test_outgoing_events_of_an_applied_but_unacked_event_are_published_on_redeli
         publish(names, event)
     consumer, _, _ = make_consumer(settings, crm=crm, handle=handle, rules=rules)
     with running(consumer):
-        wait_until(lambda: message_count(settings.queue) == 0 and message_count(listener) > 0,
+        wait_until(lambda: work_count(settings) == 0 and message_count(listener) > 0,
                    timeout=30, what="the redelivered events to arrive")
         assert consumer.wait_settled(30), "the redelivered events settled"
 

@@ -19,7 +19,15 @@ from handlers.events import Event
 from handlers.outcome import Outcome
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
-from tests.integration.broker import Names, channel, message_count, publish, take_all, take_all_routed
+from tests.integration.broker import (
+    Names,
+    channel,
+    message_count,
+    publish,
+    take_all,
+    take_all_work,
+    work_count,
+)
 from tests.integration.harness import lapsed, make_consumer, make_settings, one_task, running
 from tests.waiting import wait_until
 from worker.cli import _register_groups, cli
@@ -114,7 +122,7 @@ def test_replay_after_the_fix_is_handled_and_the_invalid_one_is_refused_with_why
     assert "refused evt-bad: still invalid: invalid crm.customer.lapsed: data.account_name" in refused.output
     assert "replayed 2, refused 1" in refused.output
     assert [r["id"] for r in _listed(names, tmp_path)] == ["evt-bad"]
-    replayed = take_all_routed(settings.queue)
+    replayed = take_all_work(settings)
     assert sorted(json.loads(body)["id"] for _, _, body in replayed) == ["evt-1", "evt-2"]
     for routing_key, headers, _ in replayed:
         assert routing_key == "crm.customer.lapsed"
@@ -142,7 +150,7 @@ def test_replay_by_id_with_dry_run_and_limit(names: Names, tmp_path: Path) -> No
     dry = _winback(names, tmp_path, "parked", "replay", "--id", "evt-2", "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "would replay evt-2 (crm.customer.lapsed, ACC-2)" in dry.output
-    assert message_count(settings.queue) == 0
+    assert work_count(settings) == 0
     assert len(_listed(names, tmp_path)) == 3
     one = _winback(names, tmp_path, "parked", "replay", "--reason", "RuleError", "--limit", "1")
     assert "replayed 1, refused 0" in one.output
@@ -186,9 +194,9 @@ def test_replay_killed_half_way_loses_nothing(names: Names, tmp_path: Path) -> N
     replay.send_signal(signal.SIGKILL)
     replay.wait(timeout=10)
     replay.stdout.close()
-    wait_until(lambda: message_count(settings.parking_queue) + message_count(settings.queue) >= count,
+    wait_until(lambda: message_count(settings.parking_queue) + work_count(settings) >= count,
                what="every message back in one queue or the other")
-    requeued = [json.loads(body)["id"] for _, body in take_all(settings.queue)]
+    requeued = [json.loads(body)["id"] for _, _, body in take_all_work(settings)]
     still_parked = [json.loads(body)["id"] for _, body in take_all(settings.parking_queue)]
     assert 5 <= len(requeued) < count, "killed half-way"
     assert set(requeued) | set(still_parked) == {f"evt-{n}" for n in range(count)}

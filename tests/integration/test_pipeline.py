@@ -8,7 +8,7 @@ from pathlib import Path
 
 from handlers.actions import EventChange
 from handlers.errors import WinbackError
-from tests.integration.broker import Names, message_count, publish
+from tests.integration.broker import Names, publish, work_count
 from tests.integration.harness import SlowCrm, lapsed, make_consumer, make_settings, running
 from tests.waiting import wait_until
 from worker.crm.local import LocalCrm
@@ -70,4 +70,4 @@ def test_one_accounts_events_keep_their_order_across_batches_and_lanes(
         assert consumer.wait_settled(30)
     for account, expected in published.items():
         assert [e for a, e in crm.applied if a == account] == expected, account
-    assert message_count(settings.queue) == 0
+    assert work_count(settings) == 0

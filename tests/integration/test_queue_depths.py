@@ -22,7 +22,7 @@ def test_each_queue_is_sampled_with_its_role(names: Names, tmp_path: Path) -> No
     def depth(queue: str, role: str) -> float | None:
         return metrics.registry.get_sample_value("winback_queue_messages", {"queue": queue, "role": role})
 
-    assert depth(settings.queue, "work") == 2
+    assert sum(depth(f"{settings.queue}.p{i}", "work") or 0 for i in range(settings.partitions)) == 2
     assert depth(settings.parking_queue, "parked") == 1
     assert depth(f"{settings.queue}.retry.200ms", "retry") == 0
 
@@ -37,4 +37,4 @@ def test_a_queue_not_declared_yet_is_left_out(tmp_path: Path) -> None:
     metrics = Metrics()
     QueueDepths(settings, metrics).sample()
     assert metrics.registry.get_sample_value(
-        "winback_queue_messages", {"queue": settings.queue, "role": "work"}) is None
+        "winback_queue_messages", {"queue": f"{settings.queue}.p0", "role": "work"}) is None

@@ -12,7 +12,15 @@ import pytest
 from handlers.figures import Acknowledgements, Figures, compute_figures
 from handlers.registry import handle
 from tests.adapters import ADAPTERS, complete_task, open_crm, salesforce_rows
-from tests.integration.broker import Names, channel, message_count, publish, take_all, take_all_routed
+from tests.integration.broker import (
+    Names,
+    channel,
+    message_count,
+    publish,
+    take_all,
+    take_all_routed,
+    work_count,
+)
 from tests.integration.harness import make_consumer, make_settings, running
 from tests.integration.story import DECLINED, LOST, STORY, WON, summary
 from tests.sfserver.cast import MANAGER, OWNER
@@ -84,7 +92,7 @@ def run_story(names: Names, crm: Crm, tmp_path: Path) -> list[tuple[str, dict[st
         publish(names, event)
     consumer, _, _ = make_consumer(settings, crm=crm, handle=handle, rules=load_rules(RULES))
     with running(consumer):
-        wait_until(lambda: message_count(settings.queue) == 0 and len(crm.records()) > 0,
+        wait_until(lambda: work_count(settings) == 0 and len(crm.records()) > 0,
                    timeout=60, what="the story to be handled")
         assert consumer.wait_settled(60), "the story settled"
     assert message_count(settings.parking_queue) == 0, take_all(settings.parking_queue)

@@ -25,12 +25,15 @@ def _create(org: SalesforceServer, name: str, body: dict[str, Any]) -> str:
 def _queued(names: Names) -> list[dict[str, Any]]:
     """Everything on the work queue, left there (peeked and put back)."""
     bodies = []
-    with channel() as ch:
-        while True:
-            method, _p, body = ch.basic_get(names.settings["queue"], auto_ack=False)
-            if method is None:
-                break
-            bodies.append(json.loads(body))
+    with channel() as ch:  # consumed, not basic.get: the partitions have a single active consumer
+        for p in range(names.settings["partitions"]):
+            queue = f"{names.settings['queue']}.p{p}"
+            if not ch.queue_declare(queue, passive=True).method.message_count:
+                continue
+            for method, _p, body in ch.consume(queue, inactivity_timeout=0.5):
+                if method is None:
+                    break
+                bodies.append(json.loads(body))
         # closing the channel returns every unacked message to the queue
     return bodies
 

@@ -16,6 +16,7 @@ from tests.integration.broker import (
     new_names,
     publish,
     require_broker,
+    work_count,
 )
 from tests.integration.harness import lapsed, make_settings, running
 from tests.rules.disk import ConfigMapVolume
@@ -76,7 +77,7 @@ def test_rules_swapped_while_consuming_apply_whole_and_a_bad_swap_is_refused(
             wait_until(lambda: metrics.registry.get_sample_value(
                 "winback_rules_reloads_refused_total") == 1.0, what="version 3 refused")
             _publish(names, "c", 10)
-            wait_until(lambda: len(tasks()) == 50 and message_count(settings.queue) == 0,
+            wait_until(lambda: len(tasks()) == 50 and work_count(settings) == 0,
                        what="all 50 events handled")
             assert consumer.wait_settled(30), "all 50 events settled"
         written = tasks()

@@ -14,7 +14,7 @@ import pytest
 from handlers.registry import handle
 from handlers.rules.ruleset import RuleSet
 from tests.adapters import complete_task
-from tests.integration.broker import Names, message_count, publish
+from tests.integration.broker import Names, publish, work_count
 from tests.integration.harness import lapsed, make_consumer, make_settings, running
 from tests.sfserver.cast import MANAGER, OWNER, WON
 from tests.waiting import wait_until
@@ -178,7 +178,7 @@ def test_a_worker_restarted_while_the_timer_waits_still_escalates_once(
     with worker(settings, crm, rules) as metrics:
         wait_until(lambda: _timer_statuses(crm, WON) == ["acted"], timeout=WAIT + 5,
                    what="the timer to act after the restart")
-        wait_until(lambda: message_count(settings.queue) == 0, what="the work queue to drain")
+        wait_until(lambda: work_count(settings) == 0, what="the work queue to drain")
     assert len(_tasks(crm, "escalation")) == 1
     assert timer_event[0]["key"] == f"{WON}#1:acknowledge:C-c1:timer"
     assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 1
@@ -216,7 +216,7 @@ def test_a_missed_checkin_gets_one_nudge_and_closes_the_plan_after_the_configure
         wait_until(lambda: any(r.kind == "plan" and r.fields["stage"] == "lost"
                                for r in crm.records(WON)), timeout=WAIT + 8,
                    what="the missed check-in to close the plan")
-        wait_until(lambda: message_count(settings.queue) == 0, what="the work queue to drain")
+        wait_until(lambda: work_count(settings) == 0, what="the work queue to drain")
     (nudge,) = _tasks(crm, "follow_up")
     assert nudge.fields["subject"] == f"Hold the check-in with Account {WON} or reschedule it"
     assert nudge.fields["owner_id"] == OWNER

@@ -108,8 +108,37 @@ def test_a_transient_failure_holds_back_only_that_accounts_later_events() -> Non
     results = _processor(crm).process(_messages(lapsed("e1", "A"), lapsed("e2", "B"), lapsed("e3", "A")))
     kinds = [type(r.disposition) for r in results]
     assert kinds == [Retry, Ack, Retry]
-    assert "earlier event failed" in results[2].log["error"]
+    assert results[2].log["held_back"] is True
     assert list(crm.load(["A", "B"], []).plans) == ["B"]
+
+
+def test_an_event_held_back_follows_the_failed_one_into_its_tier_without_spending_an_attempt() -> None:
+    crm = FailsFor("A")
+    processor = Processor(crm, lambda: EMPTY_RULES, note_event, lambda: NOW,  # type: ignore[arg-type]
+                          RetryPolicy((5.0, 30.0)))
+    failed, held = processor.process([
+        Message(1, "crm.customer.lapsed", json.dumps(lapsed("e1", "A")).encode(), attempts=1),
+        Message(2, "crm.customer.lapsed", json.dumps(lapsed("e2", "A")).encode(), attempts=0)])
+    assert failed.disposition == Retry(1, 30.0, failed.disposition.reason)  # type: ignore[union-attr]
+    assert held.disposition == Retry(1, 30.0, held.disposition.reason,  # type: ignore[union-attr]
+                                     spends_attempt=False)
+
+
+def test_a_retried_event_holds_back_its_accounts_events_of_later_batches_until_it_is_handled() -> None:
+    crm = FailsFor("A")
+    processor = _processor(crm)
+    (first,) = processor.process(_messages(lapsed("e1", "A")))
+    assert isinstance(first.disposition, Retry)
+    crm.account = "nobody"  # the CRM is back, before e1's retry is due
+    later, other = processor.process(_messages(lapsed("e2", "A"), lapsed("e3", "B")))
+    assert later.disposition == Retry(0, 5.0, later.disposition.reason,  # type: ignore[union-attr]
+                                      spends_attempt=False), "e2 waits behind e1"
+    assert other.disposition == Ack(), "other accounts go on"
+    (back,) = processor.process([Message(1, "crm.customer.lapsed",
+                                         json.dumps(lapsed("e1", "A")).encode(), attempts=1)])
+    (after,) = processor.process(_messages(lapsed("e2", "A")))
+    assert (back.disposition, after.disposition) == (Ack(), Ack())
+    assert _history(crm.inner, "A") == ["e1", "e2"]
 
 
 def fails_on_e1(event: Event, plan: Plan | None, rules: RuleSet, now: datetime) -> Outcome:
@@ -132,7 +161,7 @@ def test_an_unexpected_error_in_the_handler_holds_back_that_accounts_later_event
     processor = Processor(crm, lambda: EMPTY_RULES, fails_on_e1, lambda: NOW, RetryPolicy((5.0,)))
     results = processor.process(_messages(lapsed("e1", "A"), lapsed("e2", "B"), lapsed("e3", "A")))
     assert [type(r.disposition) for r in results] == [Retry, Ack, Retry]
-    assert "earlier event failed" in results[2].log["error"]
+    assert results[2].log["held_back"] is True
     assert list(crm.load(["A", "B"], []).plans) == ["B"], "e3 did not overtake e1"
 
 
@@ -140,7 +169,7 @@ def test_an_unexpected_error_from_the_crm_holds_back_that_accounts_later_events(
     crm = AppliesBadly("A")
     results = _processor(crm).process(_messages(lapsed("e1", "A"), lapsed("e2", "A")))
     assert [type(r.disposition) for r in results] == [Retry, Retry]
-    assert "earlier event failed" in results[1].log["error"]
+    assert results[1].log["held_back"] is True
 
 
 def test_invalid_messages_and_rule_errors_are_parked_while_the_rest_are_written() -> None:

@@ -175,4 +175,7 @@ app.kubernetes.io/part-of: winback
 {{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) }}
 {{- fail (printf "keda.minReplicaCount (%v) must not exceed keda.maxReplicaCount (%v)" .Values.keda.minReplicaCount .Values.keda.maxReplicaCount) }}
 {{- end }}
+{{- if and .Values.keda.enabled (gt (int .Values.keda.maxReplicaCount) (int .Values.config.partitions)) }}
+{{- fail (printf "keda.maxReplicaCount (%v) must not exceed config.partitions (%v): each partition is consumed by one replica at a time, so more replicas would only stand by" .Values.keda.maxReplicaCount .Values.config.partitions) }}
+{{- end }}
 {{- end }}
