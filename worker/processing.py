@@ -4,9 +4,9 @@ The AMQP session (``worker.session``) puts deliveries in through ``submit``; eac
 its account hashes to, so one account's events always share a lane and keep their order, across
 batches too, while the lanes run side by side: ``crm_concurrency`` batches in flight at once, the
 CRM reads and writes of one lane overlapping the handler work of another. A lane takes up to
-``batch_size`` deliveries, waiting ``batch_wait_ms`` at most for a batch to fill, runs the
-processor and hands the results back through ``post``; the session settles them on its own
-thread. No lane ever touches the connection.
+``batch_size`` deliveries (adaptive: ``batch_limits``), waiting ``batch_wait_ms`` at most for a
+batch to fill, runs the processor and hands the results back through ``post``; the session
+settles them on its own thread. No lane ever touches the connection.
 
 Backpressure: the broker's prefetch (``Settings.in_flight_limit``) bounds what waits in the lanes;
 a lane whose whole batch failed to be retried (the CRM is down or throttling) waits before its
@@ -50,8 +50,8 @@ Post = Callable[[int, list[Delivery], list[Result]], None]
 
 @dataclass(frozen=True)
 class Batching:
-    """How batches are taken: ``lanes`` in parallel, at most ``size`` deliveries each, waiting
-    ``wait`` seconds for one to fill."""
+    """How batches are taken: ``lanes`` in parallel, at most ``size`` deliveries each, waiting up
+    to ``wait`` seconds for one to fill (less the emptier it is: ``batch_limits``)."""
 
     size: int
     wait: float
@@ -98,19 +98,38 @@ class _Lane:
             owner.closed.wait(0.1)
             return []
         batch: list[Delivery] = []
-        deadline = time.monotonic() + owner.batching.wait
-        timeout = 0.2
-        while len(batch) < owner.batching.size:
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return batch
+        if first.generation == owner.generation:
+            batch.append(first)
+        size, wait = batch_limits(self.inbox.qsize() + 1, owner.batching.size, owner.batching.wait)
+        deadline = time.monotonic() + wait
+        while len(batch) < size:
+            timeout = deadline - time.monotonic()
             try:
                 delivery = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
             except queue.Empty:
                 break
             if delivery.generation == owner.generation:
                 batch.append(delivery)
-            timeout = deadline - time.monotonic()
         return batch
 
 
+def batch_limits(waiting: int, size: int, wait: float) -> tuple[int, float]:
+    """How many deliveries the next batch may take and how long it may wait for more, given how
+    many wait in the lane (the first one included).
+
+    Adaptive: a deep queue (a full batch waiting) gets full batches at once, with no wait; a quiet
+    one (one delivery) gets it handled at once, so low load adds no latency; in between, the batch
+    waits for more in proportion to how full it already is (a busy stream fills it soon, a
+    trickle is not held up). What waits grows while a lane's batch is at the CRM, so under load
+    batches grow by themselves towards ``size``.
+    """
+    if waiting >= size or waiting <= 1:
+        return size, 0.0
+    return size, wait * waiting / size
 class ProcessingLanes:
     """Runs batches on ``batching.lanes`` threads until ``close``; stops taking new ones once the
     stop token is set (the session then releases what was not started and waits for the rest)."""
