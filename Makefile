@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 	$(BIN)/python -m tests.bench_bridge
 	$(BIN)/python -m tests.bench_timers
+	$(BIN)/python -m tests.bench_backlog
 
 schemas: $(STAMP)
 	$(BIN)/winback events schema --out config/schemas

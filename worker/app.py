@@ -15,6 +15,7 @@ from worker.crm.factory import build_crm
 from worker.crm.port import Crm, MetersApiCalls
 from worker.dispatch import Processor
 from worker.health import Health
+from worker.holds import RetryHolds
 from worker.metrics import Metrics, serve
 from worker.pause import CrmAccessPause
 from worker.policy import RetryPolicy
@@ -102,7 +103,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None, crm: Crm | Non
     holder = RulesHolder(rules)
     metrics.rules_info.info({"version": rules.version, "source": str(settings.rules)})
     crm = crm or build_crm(settings)
-    processor = Processor(crm, holder.current, handle, utcnow, RetryPolicy(settings.retry_delays))
+    holds = RetryHolds()
+    metrics.held_accounts.set_function(lambda: float(len(holds)))
+    processor = Processor(crm, holder.current, handle, utcnow, RetryPolicy(settings.retry_delays),
+                          holds)
     stop = StopToken()
     pause = CrmAccessPause(crm, metrics, stop)
     consumer = consume(settings, processor, metrics, stop, pause)

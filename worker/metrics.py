@@ -34,6 +34,18 @@ class Metrics:
             "winback_rules_reloads_refused", "Rules files refused on reload.", registry=r
         )
         self.connected = Gauge("winback_broker_connected", "1 while consuming.", registry=r)
+        self.in_flight = Gauge(
+            "winback_in_flight", "Deliveries received and not yet settled (at most the prefetch).",
+            registry=r,
+        )
+        self.backoff = Gauge(
+            "winback_backoff_seconds", "The longest a lane waits before its next batch after "
+            "batches that were retried whole (the CRM down or throttling).", registry=r,
+        )
+        self.held_accounts = Gauge(
+            "winback_held_accounts", "Accounts whose later events wait behind one in a retry queue.",
+            registry=r,
+        )
         self.paused = Gauge(
             "winback_consumption_paused", "1 while consumption is paused: the CRM refuses the worker.",
             registry=r,

@@ -71,6 +71,7 @@ def delete_all(names: Names, retry_delays: tuple[float, ...]) -> None:
             ch.queue_delete(q)
         ch.exchange_delete(s["exchange"])
         ch.exchange_delete(f"{s['queue']}.hash")
+        ch.exchange_delete(f"{s['queue']}.replicas")
         ch.exchange_delete(s["dead_letter_exchange"])
 
 
@@ -85,6 +86,16 @@ def publish(names: Names, body: bytes | dict[str, Any], routing_key: str | None 
         ch.confirm_delivery()
         ch.basic_publish(names.settings["exchange"], routing_key or "crm.customer.lapsed", body,
                          pika.BasicProperties(delivery_mode=2, headers=headers), mandatory=True)
+
+
+def publish_many(names: Names, events: list[dict[str, Any]]) -> None:
+    """Publish ``events`` in quick succession on one channel, as a CRM sends a burst."""
+    with channel() as ch:
+        ch.confirm_delivery()
+        for event in events:
+            ch.basic_publish(names.settings["exchange"], event["type"], json.dumps(event).encode(),
+                             pika.BasicProperties(delivery_mode=2, headers=account_headers(event)),
+                             mandatory=True)
 
 
 def message_count(queue: str) -> int:
