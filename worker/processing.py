@@ -64,7 +64,7 @@ class _Lane:
     def __init__(self, index: int, owner: ProcessingLanes) -> None:
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self._owner = owner
-        self._backoff = 0.0
+        self.backoff = 0.0
         self.thread = threading.Thread(target=self._work, name=f"winback-lane-{index}", daemon=True)
 
     def _work(self) -> None:
@@ -86,11 +86,11 @@ class _Lane:
         owner.metrics.batch_seconds.observe(time.monotonic() - started)
         owner.post(batch[0].generation, batch, results)
         if all(isinstance(r.disposition, Retry) for r in results):
-            self._backoff = min(max(self._backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
-            owner.log.warning("lane_backing_off", seconds=self._backoff, batch=len(batch))
-            owner.closed.wait(self._backoff)
+            self.backoff = min(max(self.backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
+            owner.log.warning("lane_backing_off", seconds=self.backoff, batch=len(batch))
+            owner.closed.wait(self.backoff)
         else:
-            self._backoff = 0.0
+            self.backoff = 0.0
 
     def _take_batch(self) -> list[Delivery]:
         owner = self._owner
@@ -143,6 +143,7 @@ class ProcessingLanes:
         self.post: Post = lambda generation, batch, results: None
         self.log = structlog.get_logger("winback.processing")
         self._lanes = [_Lane(i, self) for i in range(batching.lanes)]
+        metrics.backoff.set_function(self.backoff)
 
     def start(self, post: Post) -> None:
         self.post = post
@@ -182,6 +183,10 @@ class ProcessingLanes:
         for lane in self._lanes:
             if lane.thread.ident is not None:
                 lane.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def backoff(self) -> float:
+        """Seconds the most backed-off lane waits after its last batch (0: none backs off)."""
+        return max(lane.backoff for lane in self._lanes)
 
     def alive(self) -> bool:
         """Every lane thread is running (for health checks)."""

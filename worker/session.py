@@ -45,6 +45,7 @@ from handlers.errors import BrokerLostError, BrokerRefusedError, ConfigError
 from worker.amqp import connection_parameters
 from worker.dispatch import Message, Result
 from worker.metrics import Metrics
+from worker.partitions import Partitions
 from worker.policy import Ack, Park, Pause, Retry
 from worker.processing import Delivery, ProcessingLanes
 from worker.settings import Settings
@@ -97,13 +98,15 @@ class AmqpSession:
         self._generation = 0
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
-        self._tags: list[str] = []
-        self._withheld: list[int] = []  # delivery tags settled while stopping, acked at the end
+        self._partitions = Partitions(topology.partition_queues, topology.presence_exchange,
+                                      settings.rebalance_seconds)
+        self._on_partition: Any = None  # the pika callback of the current connection
         self._last_settled = self._last_activity = self._loop_at = self._busy_since = time.monotonic()
         self._settlers: dict[type, Callable[[BlockingChannel, Delivery, Any, Any], None]] = {
             Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park,
             Pause: self._settle_pause}
         self.connections_opened = 0
+        metrics.in_flight.set_function(lambda: float(self._in_flight))
         self._started = False
 
     # --- any thread ----------------------------------------------------------------------------
@@ -114,7 +117,7 @@ class AmqpSession:
 
     def is_consuming(self) -> bool:
         """True while a channel is open and taking deliveries (the readiness probe)."""
-        return (self._channel is not None and bool(self._tags)
+        return (self._channel is not None and self._partitions.subscribed
                 and not self._draining.is_set() and not self._paused.is_set())
 
     def stop(self) -> None:
@@ -205,8 +208,7 @@ class AmqpSession:
             self._processing.begin(self._generation)
             with self._settled:
                 self._in_flight = 0
-            self._connection, self._channel, self._tags = connection, channel, []
-            self._withheld = []
+            self._connection, self._channel = connection, channel
             self._metrics.connected.set(1)
             self._subscribe(channel)
             self._loop(connection, channel, exit_when_idle)
@@ -216,7 +218,7 @@ class AmqpSession:
         except AMQPError as exc:
             raise BrokerLostError(_broker_error(exc)) from exc
         finally:
-            self._connection, self._channel, self._tags = None, None, []
+            self._connection, self._channel = None, None
             self._metrics.connected.set(0)
             if connection.is_open:
                 connection.close()
@@ -226,17 +228,18 @@ class AmqpSession:
         while not self._stop.stopping() and not self._paused.is_set():
             connection.process_data_events(time_limit=LOOP_TICK)
             self._loop_at = time.monotonic()
+            self._partitions.tick(channel, self._on_partition)
             if exit_when_idle is not None and self._idle_for(channel, exit_when_idle):
                 self._log.info("queue_drained")
                 self._stop.request()
 
     def _subscribe(self, channel: BlockingChannel) -> None:
         """One consumer per partition; the broker makes it active where no other replica is."""
-        for queue in self._topology.partition_queues:
-            self._tags.append(channel.basic_consume(
-                queue, functools.partial(self._on_message, self._generation)))
-        self._log.info("consuming", partitions=len(self._tags), queue=self._settings.queue,
-                       prefetch=self._settings.partition_prefetch)
+        self._on_partition = functools.partial(self._on_message, self._generation)
+        self._partitions.open(channel, self._on_partition)
+        self._log.info("consuming", partitions=self._settings.partitions,
+                       queue=self._settings.queue, prefetch=self._settings.partition_prefetch,
+                       replica=self._partitions.replica)
 
     def _declare(self, channel: BlockingChannel) -> None:
         try:
@@ -259,6 +262,7 @@ class AmqpSession:
 
     def _on_message(self, generation: int, _channel: BlockingChannel, method: Any, props: Any,
                     body: bytes) -> None:
+        self._partitions.received(method.consumer_tag, method.delivery_tag)
         headers = dict(props.headers or {})
         attempts = int(headers.get(ATTEMPTS_HEADER, 0) or 0)
         message = Message(method.delivery_tag, method.routing_key, body, attempts)
@@ -295,20 +299,13 @@ class AmqpSession:
             while self._in_flight > 0 and time.monotonic() < deadline:
                 connection.process_data_events(time_limit=0.05)
                 self._loop_at = time.monotonic()
-            for tag in self._tags if cancel else ():
-                channel.basic_cancel(tag)
-        self._tags = []
-        for delivery_tag in self._withheld:
-            channel.basic_ack(delivery_tag)
-        self._log.info("partitions_handed_over", handled=len(self._withheld),
-                       unfinished=self._in_flight)
-        self._withheld = []
+            if cancel:
+                self._partitions.cancel_all(channel)
+        handled = self._partitions.ack_withheld(channel)
+        self._log.info("partitions_handed_over", handled=handled, unfinished=self._in_flight)
 
     def _ack(self, channel: BlockingChannel, tag: int) -> None:
-        if self._draining.is_set() and self._stop.is_set():
-            self._withheld.append(tag)
-        else:
-            channel.basic_ack(tag)
+        self._partitions.ack(channel, tag, stopping=self._draining.is_set() and self._stop.is_set())
 
     def _hand_back(self, connection: BlockingConnection) -> None:
         """Pause (or a stop past its grace period): let the started batches settle while the
@@ -325,6 +322,7 @@ class AmqpSession:
             self._loop_at = time.monotonic()
         unfinished = self._in_flight - len(held)
         self._count_settled(self._in_flight)  # the close returns them all to the broker
+        self._partitions.forget_unsettled()
         why = "stop" if self._stop.is_set() else "pause"
         self._log.info("stopped_consuming", reason=why, released=len(held), unfinished=unfinished)
 
@@ -364,6 +362,7 @@ class AmqpSession:
                 log = self._log.bind(**result.log)
                 self._settlers[type(result.disposition)](channel, delivery, result, log)
             finally:
+                self._partitions.settled(delivery.message.tag)
                 self._count_settled(1)
 
     def _settle_ack(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(
         20, ge=1, description="Redeliveries before the broker parks a message that kills workers."
     )
+    rebalance_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often a replica announces itself and, active on more "
+        "than its share of the partitions, hands one over to a replica standing by.")
     prefetch: int = Field(
         0, ge=0, le=65535,
         description="Unacked deliveries per worker; 0 = 2 * crm_concurrency * batch_size.",

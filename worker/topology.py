@@ -81,6 +81,11 @@ class Topology:
         return f"{self.queue}.p{index}"
 
     @property
+    def presence_exchange(self) -> str:
+        """Fanout on which the replicas announce themselves (``worker.partitions``)."""
+        return f"{self.queue}.replicas"
+
+    @property
     def partition_queues(self) -> tuple[str, ...]:
         return tuple(self.partition_queue(i) for i in range(self.partitions))
 

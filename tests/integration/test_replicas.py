@@ -1,23 +1,20 @@
 """Two ``winback run`` processes on one broker and one test org: every account's events are
-applied in publish order, also while one replica stops and the other takes its partitions over."""
+applied in publish order, while the first replica hands partitions over to the second, and when it
+stops and the second takes the rest over."""
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any
 
-import pika
-
 from handlers.actions import REVISION_MARKER_TYPE
-from tests.integration.broker import Names, channel
+from tests.integration.broker import Names, publish_many
 from tests.pubsub.processes import Process, environment
 from tests.sfserver import SalesforceServer, jwt_settings
 from tests.sfserver.cast import ALICE
 from tests.waiting import wait_until
 from worker.settings import Settings
-from worker.topology import account_headers
 
 ROOT = Path(__file__).parents[2]
 ACCOUNTS = 50
@@ -54,16 +51,6 @@ def _applied(org: SalesforceServer) -> list[str]:
             and str(r["Event_Id__c"]).startswith("r")]
 
 
-def _publish_burst(names: Names, events: list[dict[str, Any]]) -> None:
-    """In quick succession on one channel, as a CRM sends a burst (accounts interleaved)."""
-    with channel() as ch:
-        ch.confirm_delivery()
-        for event in events:
-            ch.basic_publish(names.settings["exchange"], event["type"], json.dumps(event).encode(),
-                             pika.BasicProperties(delivery_mode=2, headers=account_headers(event)),
-                             mandatory=True)
-
-
 def _consuming(log: Path) -> bool:
     return log.exists() and '"event": "consuming"' in log.read_text()
 
@@ -72,16 +59,23 @@ def test_two_replicas_apply_each_accounts_events_in_publish_order(names: Names, 
     with SalesforceServer(tmp_path) as org:
         settings = Settings(**(jwt_settings(org).model_dump() | names.settings | {
             "rules": ROOT / "config" / "rules.yaml", "retry_delays": (0.2, 0.5, 1.0),
-            "batch_size": 10, "prefetch": 40, "partitions": 4, "log_format": "json"}))
+            "batch_size": 10, "prefetch": 40, "partitions": 4, "log_format": "json",
+            "rebalance_seconds": 0.3}))
         env = environment(settings)
         first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
         with Process(["run"], env, first_log) as first:
             wait_until(lambda: _consuming(first_log), timeout=60, what="the first replica to consume")
             with Process(["run"], env, second_log):
                 wait_until(lambda: _consuming(second_log), timeout=60, what="the second replica")
-                _publish_burst(names, [_event(n, step) for step in range(len(STEPS))
-                                       for n in range(ACCOUNTS)])
-                wait_until(lambda: len(_applied(org)) >= 30, timeout=60, what="some events applied")
+                # In quick succession, accounts interleaved: a lapse and two complaints...
+                publish_many(names, [_event(n, step) for step in range(3) for n in range(ACCOUNTS)])
+                # ...while the first replica, active on every partition, hands some over...
+                wait_until(lambda: '"partition_handed_over"' in first_log.read_text(), timeout=60,
+                           what="the first replica to hand a partition over")
+                # ...then two meetings, some handled by the second replica.
+                publish_many(names, [_event(n, step) for step in range(3, 5) for n in range(ACCOUNTS)])
+                wait_until(lambda: '"event_handled"' in second_log.read_text(), timeout=60,
+                           what="the second replica to handle events")
                 first.popen.send_signal(signal.SIGTERM)  # the other replica takes over its share
                 assert first.popen.wait(timeout=60) == 0, first_log.read_text()[-3000:]
                 wait_until(lambda: len(set(_applied(org))) == ACCOUNTS * len(STEPS), timeout=120,
