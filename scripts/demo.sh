@@ -14,6 +14,18 @@ export WINBACK_RULES=config/rules.yaml
 export WINBACK_LOG_FORMAT=json
 
 rm -rf .demo && mkdir -p .demo
+# A fresh start: the demo's queues and exchanges from an earlier run go, whatever version made them.
+"$bin/python" - <<'PY'
+import pika
+from worker.amqp import connection_parameters
+from worker.settings import load_settings
+from worker.topology import Topology
+
+settings = load_settings()
+connection = pika.BlockingConnection(connection_parameters(settings, "winback-demo"))
+Topology.from_settings(settings).delete(connection.channel())
+connection.close()
+PY
 echo "== 1. Publishing the sample events (config/samples/) with publisher confirms"
 "$bin/winback" publish config/samples/0*.json
 echo
