@@ -145,6 +145,8 @@ class PubSubServer:
                 return len(self.log)
             position = int.from_bytes(first.replay_id, "big") + 1 if first.replay_id else -1
             if not self.first_retained <= position <= len(self.log):
+                context.set_trailing_metadata((
+                    ("error-code", "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"),))
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "The Replay ID validation failed. Ensure that the Replay ID is valid.")
             return position

@@ -163,3 +163,19 @@ def test_a_topic_the_user_may_not_subscribe_to_stops_the_bridge_with_the_reason(
         wait_until(lambda: not bridge.thread.is_alive(), timeout=WAIT, what="the bridge to stop")
     assert isinstance(bridge.error, ConfigError)
     assert "may not subscribe to /data/CaseChangeEvent" in str(bridge.error)
+
+
+def test_a_stored_replay_id_the_service_refuses_restarts_from_earliest_and_says_so(
+        org: SalesforceServer, pubsub: PubSubServer, names: Names) -> None:
+    settings = bridge_settings(org, pubsub, names)
+    case_id = _complaint(org, 1)
+    with channel() as ch:  # recent, but from another org or corrupted: the service refuses it
+        ch.confirm_delivery()
+        BrokerReplayStore(ch, settings.bridge_replay_queue, "/data/ChangeEvents").save(b"\xff" * 8)
+    with RunningBridge(settings) as bridge:
+        events = wait_until(lambda: _queued(names), timeout=WAIT, what="the complaint, from EARLIEST")
+        _complaint(org, 2)
+        wait_until(lambda: len(_queued(names)) == 2, timeout=WAIT, what="the next complaint")
+    assert events[0]["id"].startswith(f"complaint-case:{case_id}:")
+    assert bridge.metrics.value("winback_bridge_replay_expired_total") == 1
+    assert bridge.metrics.value("winback_bridge_reconnects_total", reason="invalid_argument") == 1

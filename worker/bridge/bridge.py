@@ -37,6 +37,10 @@ from worker.bridge.publisher import BridgePublisher
 from worker.bridge.session import Subscription, auth_metadata
 from worker.crm.salesforce_auth import Token
 
+# The Pub/Sub API's error code (in the trailers) for a replay id it cannot resume from: corrupted,
+# or older than the retention window. Salesforce's advice is to subscribe again from EARLIEST.
+REPLAY_REFUSED = "replayid.corrupted"
+
 Fetch = Callable[[str, str, Sequence[str]], Mapping[str, Any]]  # entity, id, fields -> record
 
 
@@ -66,6 +70,8 @@ class Bridge:
         self._renew = False
         self.progress = Progress(config.topic)
         self.error: WinbackError | None = None
+        self._custom: bytes | None = None  # the replay id the current subscription resumed from
+        self._refused: bytes | None = None  # a stored replay id the service refused
 
     def run(self) -> None:
         """Subscribe again and again with back-off; an error no retry can fix stops every topic."""
@@ -78,6 +84,8 @@ class Bridge:
             except grpc.RpcError as exc:
                 attempt += 1
                 self._renew = exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                if self._custom is not None and _replay_refused(exc):
+                    self._refused = self._custom
                 self._lost(exc.code().name.lower(), str(exc.details()))
             except (TransientError, CrmAccessError) as exc:
                 attempt += 1
@@ -130,6 +138,7 @@ class Bridge:
         return str(info.schema_json)
 
     def _first_request(self) -> pb.FetchRequest:
+        self._custom = None
         topic, batch = self.config.topic, self.config.batch
         stored = self._publisher.position()
         if stored is None:
@@ -152,6 +161,13 @@ class Bridge:
                             possibly_missed_seconds=round(missed), replay="EARLIEST",
                             hint="changes older than the retention window were not published")
             return pb.FetchRequest(topic_name=topic, replay_preset=pb.EARLIEST, num_requested=batch)
+        if stored.replay_id == self._refused:
+            self.metrics.replay_expired.inc()
+            self._log.error("replay_id_refused", replay_id=stored.replay_id.hex(), replay="EARLIEST",
+                            hint="the Pub/Sub API cannot resume from the stored replay id (corrupted, "
+                                 "or past retention): replaying what it keeps; the ledger drops repeats")
+            return pb.FetchRequest(topic_name=topic, replay_preset=pb.EARLIEST, num_requested=batch)
+        self._custom = stored.replay_id
         self._log.info("subscription_started", replay="CUSTOM", replay_id=stored.replay_id.hex())
         return pb.FetchRequest(topic_name=topic, replay_preset=pb.CUSTOM,
                                replay_id=stored.replay_id, num_requested=batch)
@@ -241,6 +257,11 @@ class _Retry:
 
     def __init__(self, attempt: int) -> None:
         self.attempt_number = attempt
+
+
+def _replay_refused(exc: grpc.RpcError) -> bool:
+    trailers = getattr(exc, "trailing_metadata", lambda: None)() or ()
+    return any(REPLAY_REFUSED in str(value) for _key, value in trailers)
 
 
 def changes(record: Mapping[str, Any], topic: str) -> list[Change]:
