@@ -19,7 +19,7 @@ class BridgeMetrics:
         self.reconnects = Counter("winback_bridge_reconnects", "Subscriptions started again.",
                                   ["reason"], registry=self.registry)
         self.replay_expired = Counter("winback_bridge_replay_expired", "Starts from EARLIEST "
-                                      "because the stored replay id was past retention.",
+                                      "because the stored replay id was past retention or refused.",
                                       registry=self.registry)
         self.replay_lag = Gauge("winback_bridge_replay_lag_seconds", "From commit in Salesforce to "
                                 "published, for the newest change handled; 0 once caught up.",
