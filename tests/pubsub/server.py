@@ -53,6 +53,7 @@ class PubSubServer:
         self.first_retained = 0  # index of the oldest event still kept
         self.schemas: dict[str, str] = {}
         self.subscribes = 0
+        self.open_streams = 0  # Subscribe calls still running
         self.forbidden: set[str] = set()  # topics the integration user may not subscribe to
         self._cond = threading.Condition()
         self._stopping = threading.Event()
@@ -211,19 +212,25 @@ class _Servicer(pb_grpc.PubSubServicer):
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        while context.is_active() and not self.s._stopping.is_set():
-            if pending[0] == 0:  # owed nothing: wait for the client to ask for more
-                with self.s._cond:
-                    self.s._cond.wait(KEEPALIVE)
-                continue
-            new = self.s.wait_after(position)
-            with lock:
-                take = new[:pending[0]]
-                batch = [(r, e) for r, entity, e in take if _in_topic(topic, entity)]
-                pending[0] -= len(batch)
-                position += len(take)
-                owed = pending[0]
-            yield pb.FetchResponse(
-                events=[pb.ConsumerEvent(event=e, replay_id=r) for r, e in batch],
-                latest_replay_id=self.s.replay_before(position), pending_num_requested=owed,
-                rpc_id=str(uuid.uuid4()))
+        with self.s._cond:
+            self.s.open_streams += 1
+        try:
+            while context.is_active() and not self.s._stopping.is_set():
+                if pending[0] == 0:  # owed nothing: wait for the client to ask for more
+                    with self.s._cond:
+                        self.s._cond.wait(KEEPALIVE)
+                    continue
+                new = self.s.wait_after(position)
+                with lock:
+                    take = new[:pending[0]]
+                    batch = [(r, e) for r, entity, e in take if _in_topic(topic, entity)]
+                    pending[0] -= len(batch)
+                    position += len(take)
+                    owed = pending[0]
+                yield pb.FetchResponse(
+                    events=[pb.ConsumerEvent(event=e, replay_id=r) for r, e in batch],
+                    latest_replay_id=self.s.replay_before(position), pending_num_requested=owed,
+                    rpc_id=str(uuid.uuid4()))
+        finally:
+            with self.s._cond:
+                self.s.open_streams -= 1

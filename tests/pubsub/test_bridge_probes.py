@@ -85,4 +85,6 @@ def test_a_broker_connection_closed_under_it_is_opened_again_and_nothing_is_lost
         ids = wait_until(lambda: (lambda q: q if len(q) >= 2 else None)(
             [e["id"] for e in _queued(names)]), timeout=WAIT, what="the complaint after the broker")
         assert _get(port, "/readyz") == (200, "ready\n")
+        # The stream of the subscription the broker cut short was cancelled, not left running.
+        wait_until(lambda: pubsub.open_streams == 1, timeout=WAIT, what="one stream open")
     assert len(ids) == len(set(ids)) == 2

@@ -177,18 +177,24 @@ class Bridge:
                                     metadata=self._metadata(), timeout=self.config.call_timeout)
         if not topic.can_subscribe:
             raise ConfigError(f"the integration user may not subscribe to {self.config.topic}")
-        self._subscription = Subscription(self._stub, self._metadata(), self._first_request(),
-                                          self.config.batch, self.config.tick)
-        self.progress.subscribed(True)
-        self.metrics.subscribed.labels(self.config.topic).set(1)
-        for response in self._subscription.responses():
-            self.progress.turned()
-            if response is None:
-                self._publisher.keep_alive()
-            else:
-                self.handle(response)
-            if self._stop.is_set():
-                break
+        subscription = Subscription(self._stub, self._metadata(), self._first_request(),
+                                    self.config.batch, self.config.tick)
+        self._subscription = subscription
+        try:
+            for response in subscription.responses():
+                # The first response, or a tick with no error: the service took the subscription.
+                if not self.progress.read()[0]:
+                    self.progress.subscribed(True)
+                    self.metrics.subscribed.labels(self.config.topic).set(1)
+                self.progress.turned()
+                if response is None:
+                    self._publisher.keep_alive()
+                else:
+                    self.handle(response)
+                if self._stop.is_set():
+                    break
+        finally:
+            subscription.cancel()  # a stream left open would keep taking events nobody reads
 
     def handle(self, response: pb.FetchResponse) -> None:
         """Publish what the events map to, then store the last replay id (or the latest, when idle)."""
