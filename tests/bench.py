@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pika
 import requests
@@ -37,8 +37,10 @@ from simple_salesforce import Salesforce
 from handlers.actions import EventChange
 from handlers.errors import WinbackError
 from handlers.registry import handle
+from tests.benchserver import account_id, contact_id
 from tests.integration.broker import channel, delete_all, new_names, require_broker
 from tests.integration.harness import lapsed, make_consumer, make_settings
+from tests.sfserver.cast import ALICE
 from worker.crm.port import Crm, Snapshot
 from worker.crm.salesforce import SalesforceCrm
 from worker.rules_source import load_rules
@@ -63,9 +65,11 @@ class Row:
 
 
 @contextmanager
-def test_server(latency: float) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """The test org in its own process; yields its login facts and, after, its figures."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.benchserver", str(latency)], cwd=ROOT,
+def test_server(latency: float, events: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """The test org in its own process, with the accounts ``events`` name; yields its login facts
+    and, after, its figures."""
+    accounts = str(accounts_for(events))
+    proc = subprocess.Popen([sys.executable, "-m", "tests.benchserver", str(latency), accounts], cwd=ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdin is not None
@@ -88,22 +92,29 @@ def _salesforce_settings(info: dict[str, Any], **overrides: Any) -> dict[str, An
             "salesforce_api_version": info["api_version"], "salesforce_timeout": 30.0} | overrides
 
 
+def accounts_for(events: int) -> int:
+    """How many accounts ``events_for(events, ...)`` names."""
+    return (events // 10 + 1) * 8
+
+
 def events_for(count: int, prefix: str) -> list[dict[str, Any]]:
     """``count`` events: per 10 accounts' worth, 8 lapses, then a complaint and a meeting of the
-    lapsed accounts, so they find the plans the lapses opened."""
+    lapsed accounts, so they find the plans the lapses opened. They name the test org's accounts,
+    contacts and an active user, as real events name real records."""
     events: list[dict[str, Any]] = []
     for i in range(count):
         n, kind = divmod(i, 10)
-        account = f"{prefix}-{n * 8 + min(kind, 7)}"
-        event = lapsed(f"{prefix}-e{i}", account, annual_value=500 + 97 * i)
+        first = n * 8
+        event = lapsed(f"{prefix}-e{i}", account_id(first + min(kind, 7)), owner_id=ALICE,
+                       contact_id=contact_id(first + min(kind, 7)), annual_value=500 + 97 * i)
         if kind == 8:
             event = event | {"type": "crm.complaint.logged", "data": {
-                "account_id": f"{prefix}-{n * 8}", "complaint_id": f"C{i}", "severity": "high",
-                "logged_at": "2026-11-21T10:00:00Z", "owner_id": "USR-1", "summary": "late"}}
+                "account_id": account_id(first), "complaint_id": f"C{i}", "severity": "high",
+                "logged_at": "2026-11-21T10:00:00Z", "owner_id": ALICE, "summary": "late"}}
         elif kind == 9:
             event = event | {"type": "crm.meeting.held", "data": {
-                "account_id": f"{prefix}-{n * 8 + 1}", "meeting_id": f"M{i}", "kind": "check_in",
-                "held_at": "2026-11-21T11:00:00Z", "owner_id": "USR-1", "notes": "ok",
+                "account_id": account_id(first + 1), "meeting_id": f"M{i}", "kind": "check_in",
+                "held_at": "2026-11-21T11:00:00Z", "owner_id": ALICE, "notes": "ok",
                 "sentiment": 1, "outcome": "continuing"}}
         events.append(event)
     return events
@@ -146,7 +157,7 @@ def ceiling(count: int) -> Row:
 
 
 def baseline(count: int, latency: float) -> Row:
-    with test_server(latency) as (info, figures):
+    with test_server(latency, 0) as (info, figures):
         http = requests.Session()
         http.verify, http.trust_env = info["ca_file"], False  # not REQUESTS_CA_BUNDLE
         sf = Salesforce(instance_url=info["url"], session_id=info["token"], session=http,
@@ -166,8 +177,11 @@ def _in_flight(figures: dict[str, Any]) -> str:
     return f"{figures['in_flight_mean']:.1f} / {figures['in_flight_max']}"
 
 
-class CommitClock(Crm):
-    """The CRM, noting when each event's writes were committed (for publish→commit)."""
+class CommitClock:
+    """The CRM, noting when each event's writes were committed (for publish→commit).
+
+    Not a subclass of the ``Crm`` protocol: its methods' empty bodies would shadow the
+    delegation below (``step_states`` answering None)."""
 
     def __init__(self, inner: Crm) -> None:
         self.inner, self.name = inner, inner.name
@@ -194,7 +208,7 @@ def worker_run(label: str, count: int, latency: float | None, rate: float | None
     names = new_names()
     rules = load_rules(ROOT / "config" / "rules.yaml")
     stamps: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp, _maybe_server(latency) as (info, figures):
+    with tempfile.TemporaryDirectory() as tmp, _maybe_server(latency, count) as (info, figures):
         extra = _salesforce_settings(info) if info else {}
         settings = make_settings(names, Path(tmp), log_format="json", log_level="warning",
                                  **(extra | overrides))
@@ -203,7 +217,8 @@ def worker_run(label: str, count: int, latency: float | None, rate: float | None
         events = events_for(count, settings.queue[-8:])
         if rate is None:
             publish(settings.exchange, events)
-        consumer, used, _ = make_consumer(settings, crm=crm, handle=handle, rules=rules)
+        consumer, used, _ = make_consumer(settings, crm=cast(Crm, crm), handle=handle,
+                                          rules=rules)
         clock = crm or CommitClock(used)
         if rate is not None:
             threading.Thread(target=publish, args=(settings.exchange, events, rate, stamps),
@@ -222,11 +237,12 @@ def worker_run(label: str, count: int, latency: float | None, rate: float | None
 
 
 @contextmanager
-def _maybe_server(latency: float | None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def _maybe_server(latency: float | None, events: int
+                  ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     if latency is None:
         yield {}, {}
         return
-    with test_server(latency) as both:
+    with test_server(latency, events) as both:
         yield both
 
 

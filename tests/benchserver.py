@@ -1,7 +1,9 @@
 """``make bench`` helper: the Salesforce test server in its own process, so its CPU is its own.
 
-Prints one JSON line with what a client needs to log in, then serves until stdin closes, then
-prints one JSON line of figures: API calls, requests in flight (mean and max, sampled every 5 ms)
+The org is strict, like Salesforce: it holds ``--accounts`` numbered accounts (``account_id``),
+each with a contact (``contact_id``), owned by an active user, and the bench's events name only
+those. Prints one JSON line with what a client needs to log in, then serves until stdin closes,
+then prints one JSON line of figures: API calls, requests in flight (mean and max, sampled every 5 ms)
 and the CPU seconds this process used.
 """
 
@@ -15,6 +17,24 @@ import threading
 from pathlib import Path
 
 from tests.sfserver import SalesforceServer
+from tests.sfserver.cast import ALICE, NUMBERED_ACCOUNTS
+from tests.sfserver.org import Org
+
+
+def account_id(n: int) -> str:
+    """The ``n``-th numbered account of the test org (``tests.sfserver.cast`` seeds the first ones)."""
+    return f"001{n:012d}AAA"
+
+
+def contact_id(n: int) -> str:
+    return f"003{n:012d}AAA"
+
+
+def seed_accounts(org: Org, count: int) -> None:
+    """Numbered accounts and contacts beyond those every test org has, up to ``count``."""
+    for n in range(NUMBERED_ACCOUNTS, count):
+        org.seed("Account", Id=account_id(n), Name=f"Customer {n}", OwnerId=ALICE)
+        org.seed("Contact", Id=contact_id(n), LastName=f"Contact {n}")
 
 
 def _sample(server: SalesforceServer, stop: threading.Event, into: list[int]) -> None:
@@ -27,8 +47,9 @@ def _sample(server: SalesforceServer, stop: threading.Event, into: list[int]) ->
 
 
 def main() -> None:
-    latency = float(sys.argv[1])
+    latency, accounts = float(sys.argv[1]), int(sys.argv[2])
     with tempfile.TemporaryDirectory() as tmp, SalesforceServer(Path(tmp)) as server:
+        seed_accounts(server.org, accounts)
         server.faults.latency(latency)
         print(json.dumps({
             "url": server.url, "client_id": server.app.client_id, "username": server.app.username,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -187,7 +188,8 @@ class Rest:
 
     def _check_graph_limits(self, graphs: list[dict[str, Any]]) -> None:
         nodes = [n for g in graphs for n in g["compositeRequest"]]
-        kinds = {(n["method"], urlsplit(n["url"]).path.split("/")[5]) for n in nodes}
+        # Different nodes differ in method, API version or object (/services/data/vXX.X/sobjects/X).
+        kinds = {(n["method"], *itemgetter(3, 5)(urlsplit(n["url"]).path.split("/"))) for n in nodes}
         ids = [g["graphId"] for g in graphs]
         for problem, bad in (
             (f"at most {MAX_GRAPHS} graphs per request", len(graphs) > MAX_GRAPHS),

@@ -1,12 +1,15 @@
 """The Salesforce adapter of the CRM port: batched, idempotent and atomic per event.
 
 Reads go out as composite calls of up to 25 SOQL queries; writes as composite graphs, one graph
-(one transaction, ledger record first) per event and up to 75 graphs per call. See
+(one transaction, ledger record first) per event, up to 75 graphs and 500 nodes per call. The
+batch's snapshot also reads what its writes would look up (``salesforce_known``): it is kept per
+lane thread, from ``load`` to the batch's ``apply`` calls. See
 ``docs/salesforce.md`` for what is written where and why.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
@@ -34,6 +37,7 @@ from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, Token
 from worker.crm.salesforce_client import SalesforceClient, http_session
 from worker.crm.salesforce_errors import CertificateRefusedError, classify
 from worker.crm.salesforce_graph import Graph, build_graph, outcome, pack, planned_keys
+from worker.crm.salesforce_known import Known
 from worker.crm.salesforce_limits import ApiAllowance
 from worker.crm.salesforce_people import reference_queries, resolve_references
 from worker.crm.salesforce_reads import MAX_SUBREQUESTS, Reader
@@ -53,6 +57,7 @@ class SalesforceCrm:
         self.client = client
         self._retry = retry
         self._reader = Reader(client)
+        self._known = threading.local()  # the Known of this lane's latest snapshot
         self._limits = STANDARD_LIMITS  # the org's own lengths once ``check`` has described it
         self._log = structlog.get_logger("winback.salesforce")
 
@@ -123,9 +128,12 @@ class SalesforceCrm:
         return rules.with_owner_ids(owner_ids)
 
     def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
+        self._known.value = None
         if not account_ids and not event_ids:
             return Snapshot()
-        return self._retry.call(lambda: self._reader.snapshot(account_ids, event_ids))
+        snapshot, known = self._retry.call(lambda: self._reader.snapshot(account_ids, event_ids))
+        self._known.value = known
+        return snapshot
 
     def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
         """Write each change as its own graph; one result per change, in order."""
@@ -138,9 +146,10 @@ class SalesforceCrm:
         self, changes: Sequence[EventChange], wave: list[int], results: list[WinbackError | None]
     ) -> None:
         chosen = [changes[i] for i in wave]
+        known: Known | None = getattr(self._known, "value", None)
         try:
             existing = self._retry.call(
-                lambda: self._reader.existing(chosen, planned_keys(chosen))
+                lambda: self._reader.existing(chosen, planned_keys(chosen), known)
             )
         except WinbackError as exc:
             for index in wave:
@@ -153,7 +162,7 @@ class SalesforceCrm:
                                           self._limits))
             except PermanentError as exc:
                 results[index] = exc
-        _GraphWriter(self.client, results).write(graphs, self._retry)
+        _GraphWriter(self.client, results, known).write(graphs, self._retry)
 
     def records(self, account_id: str | None = None) -> list[Record]:
         found = self._retry.call(lambda: self._reader.records(account_id))
@@ -205,9 +214,11 @@ class _GraphWriter:
     A plan conflict is settled at once: the graph claims a revision another worker took, so a
     resend can never succeed; the event goes back to be handled again on the newer plan."""
 
-    def __init__(self, client: SalesforceClient, results: list[WinbackError | None]) -> None:
+    def __init__(self, client: SalesforceClient, results: list[WinbackError | None],
+                 known: Known | None = None) -> None:
         self._client = client
         self._results = results
+        self._known = known  # learns what each committed graph created
         self._pending: dict[str, Graph] = {}
         self._last: dict[str, WinbackError] = {}
 
@@ -236,7 +247,11 @@ class _GraphWriter:
             return
         answers = {item.get("graphId"): item for item in reply.get("graphs", ())}
         for graph in batch:
-            result = outcome(graph, answers.get(graph.graph_id))
+            answer = answers.get(graph.graph_id)
+            result = outcome(graph, answer)
+            if result is None and self._known is not None and answer is not None:
+                self._known.learn(graph.nodes, answer.get("graphResponse", {})
+                                  .get("compositeResponse", ()))
             if resendable(result):
                 self._last[graph.graph_id] = result
             else:

@@ -32,7 +32,9 @@ from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, outbox_json
 from worker.crm.salesforce_errors import HALTED, classify, first_error
 
-MAX_GRAPHS, MAX_NODES = 75, 500  # per request, Salesforce's composite graph limits
+# Per request, Salesforce's composite graph limits ("Composite Graph Limits" in the REST API
+# guide): graphs, nodes (of all graphs together), and different nodes (method x version x object).
+MAX_GRAPHS, MAX_NODES, MAX_NODE_KINDS = 75, 500, 15
 LEDGER_REF, REVISION_REF = "ledger", "revision"
 
 
@@ -183,17 +185,30 @@ def _looked_for(action: Action) -> list[tuple[str, str, str]]:
 
 
 def pack(graphs: Sequence[Graph]) -> Iterator[list[Graph]]:
-    """Group graphs into requests within the per-request graph and node limits."""
+    """Fill each request up to Salesforce's limits: 75 graphs, 500 nodes, 15 node kinds."""
     batch: list[Graph] = []
     size = 0
+    kinds: set[tuple[str, str, str]] = set()
     for graph in graphs:
-        if batch and (len(batch) == MAX_GRAPHS or size + len(graph.nodes) > MAX_NODES):
+        mine = node_kinds(graph.nodes)
+        if batch and (len(batch) == MAX_GRAPHS or size + len(graph.nodes) > MAX_NODES
+                      or len(kinds | mine) > MAX_NODE_KINDS):
             yield batch
-            batch, size = [], 0
+            batch, size, kinds = [], 0, set()
         batch.append(graph)
         size += len(graph.nodes)
+        kinds |= mine
     if batch:
         yield batch
+
+
+def node_kinds(nodes: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
+    """What Salesforce counts as different nodes: method, API version and object differ."""
+    kinds = set()
+    for node in nodes:
+        version, _, rest = node["url"].partition("/sobjects/")
+        kinds.add((node["method"], version, rest.split("/", 1)[0]))
+    return kinds
 
 
 def outcome(graph: Graph, reply: Mapping[str, Any] | None) -> WinbackError | None:

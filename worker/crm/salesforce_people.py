@@ -99,11 +99,12 @@ def _check(ref: Reference, found: Mapping[str, Mapping[str, dict[str, Any]]]
 OWNED = (CreateTask, DraftEmail, ScheduleCheckIn)
 
 
-def people_queries(changes: Sequence[EventChange], chunks: Callable[[Iterable[str]], Iterable[list[str]]]
-                   ) -> dict[str, str]:
-    """The accounts' owners and the named owners (active? manager?) of a wave's records."""
+def people_queries(changes: Sequence[EventChange], chunks: Callable[[Iterable[str]], Iterable[list[str]]],
+                   unknown: Callable[[str], bool] = lambda user_id: True) -> dict[str, str]:
+    """The accounts' owners and the named owners (active? manager?) of a wave's records; of the
+    users, only those ``unknown`` says are not known already."""
     accounts = {c.account_id for c in changes if is_salesforce_id(c.account_id)}
-    users = {u for u in _named_owners(changes) if is_salesforce_id(u)}
+    users = {u for u in named_owners(changes) if is_salesforce_id(u) and unknown(u)}
     queries = {f"people_accounts{n}": format_soql("SELECT Id, OwnerId FROM Account WHERE Id IN {}", g)
                for n, g in enumerate(chunks(accounts))}
     queries |= user_queries(users, chunks)
@@ -117,7 +118,7 @@ def user_queries(users: Iterable[str], chunks: Callable[[Iterable[str]], Iterabl
         for n, g in enumerate(chunks(users))}
 
 
-def _named_owners(changes: Sequence[EventChange]) -> set[str]:
+def named_owners(changes: Sequence[EventChange]) -> set[str]:
     named: set[str] = set()
     for change in changes:
         for action in change.writes:

@@ -21,7 +21,14 @@ from worker.crm.port import Outgoing, Record, Snapshot, outbox_from_json
 from worker.crm.salesforce_client import SalesforceClient
 from worker.crm.salesforce_errors import classify
 from worker.crm.salesforce_graph import Existing
-from worker.crm.salesforce_people import people, people_from, people_queries, user_queries
+from worker.crm.salesforce_known import Known, UserCache, known_from, known_queries
+from worker.crm.salesforce_people import (
+    named_owners,
+    people,
+    people_from,
+    people_queries,
+    user_queries,
+)
 
 MAX_SUBREQUESTS = 25  # per composite request
 _MAX_VALUES, _MAX_CHARS = 200, 3000  # per IN list: keep each SOQL statement and URL short
@@ -57,8 +64,9 @@ def _select(sobject: str, fields: Sequence[str] | None = None) -> str:
 class Reader:
     """Runs named SOQL queries, up to 25 per API call, and follows result pages."""
 
-    def __init__(self, client: SalesforceClient) -> None:
+    def __init__(self, client: SalesforceClient, users: UserCache | None = None) -> None:
         self._client = client
+        self._users = users or UserCache()
 
     def run(self, queries: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
         rows: dict[str, list[dict[str, Any]]] = {}
@@ -85,9 +93,11 @@ class Reader:
                 rows[ref] += result["records"]
         return rows
 
-    def snapshot(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
-        """Latest plan per account and the already-applied event ids: one call per 25 chunks."""
-        queries = {}
+    def snapshot(self, account_ids: Collection[str], event_ids: Collection[str]
+                 ) -> tuple[Snapshot, Known]:
+        """Latest plan per account, the already-applied event ids, and what the writes would look
+        up about the accounts (``Known``): one call per 25 chunks."""
+        queries = known_queries(account_ids, chunks)
         for n, group in enumerate(chunks(account_ids)):
             queries[f"plans{n}"] = format_soql(
                 "{:literal} WHERE Account_Id__c IN {} ORDER BY Seq__c", _select(sf.PLAN), group
@@ -109,17 +119,28 @@ class Reader:
                 plan = _plan(row)
                 if plan.account_id not in plans or plans[plan.account_id].seq < plan.seq:
                     plans[plan.account_id] = plan
-        return Snapshot(plans=plans, processed=frozenset(processed), outbox=outbox)
+        snapshot = Snapshot(plans=plans, processed=frozenset(processed), outbox=outbox)
+        return snapshot, known_from(account_ids, rows)
 
-    def existing(self, changes: Sequence[EventChange], wanted: dict[str, dict[str, str]]) -> Existing:
-        """What of the batch is already in Salesforce: record keys, check-ins, campaign members."""
+    def existing(self, changes: Sequence[EventChange], wanted: dict[str, dict[str, str]],
+                 known: Known | None = None) -> Existing:
+        """What of the batch is already in Salesforce: record keys, check-ins, campaign members.
+
+        Only what ``known`` (the batch's snapshot) does not cover is asked, often nothing."""
+        known = known or Known()
+        wanted = {sobject: {k: s for k, s in scopes.items() if not known.covers(sobject, s)}
+                  for sobject, scopes in wanted.items()}
+        uncovered = [c for c in changes if c.account_id not in known.accounts]
+        unasked = {u for u in named_owners(changes) if sf.is_salesforce_id(u)
+                   and not self._users.get([u])}
         # A cancelled check-in's subject is marked, so its Event's subject is read with its key.
         queries = (_key_queries(wanted, {"Event": ("Subject",)}) | _member_queries(changes)
-                   | people_queries(changes, chunks))
+                   | people_queries(uncovered, chunks, lambda user_id: False)  # their owners
+                   | user_queries(unasked, chunks))
         rows = self.run(queries) if queries else {}
-        keys: set[tuple[str, str]] = set()
-        event_ids: dict[str, str] = {}
-        subjects: dict[str, str] = {}
+        keys: set[tuple[str, str]] = set(known.keys)
+        event_ids: dict[str, str] = dict(known.event_ids)
+        subjects: dict[str, str] = dict(known.subjects)
         members: set[tuple[str, str]] = set()
         for ref, found in rows.items():
             if ref.startswith("people_"):
@@ -132,19 +153,29 @@ class Reader:
             if ref.startswith("CampaignMember__m"):  # the key look-ups select no CampaignId
                 members.update((row["CampaignId"], row["ContactId"]) for row in found)
         return Existing(frozenset(keys), event_ids, subjects, frozenset(members),
-                        self._people(rows))
+                        self._people(changes, rows, known))
 
-    def _people(self, rows: dict[str, list[dict[str, Any]]]) -> People:
-        """The wave's people; account owners and managers not asked about yet are asked next."""
+    def _people(self, changes: Sequence[EventChange], rows: dict[str, list[dict[str, Any]]],
+                known: Known) -> People:
+        """The wave's people; account owners and managers not asked about yet are asked next.
+
+        Users come from the ``UserCache`` where fresh; every user read goes into it."""
         owners, users = people_from(rows)
+        self._users.put(users)
+        owners = {a: o for a, o in known.owners.items()
+                  if a in {c.account_id for c in changes}} | owners
+        users = self._users.get(named_owners(changes)) | users
         for _ in range(2):  # the account owners, then their managers
-            seen = {i[:15] for i in users}
             wanted = {*owners.values(), *(str(u["ManagerId"]) for u in users.values()
                                           if u.get("ManagerId"))}
-            unseen = {i for i in wanted if i[:15] not in seen}
+            users |= self._users.get(i for i in wanted if i[:15] not in {u[:15] for u in users})
+            seen = {i[:15] for i in users}
+            unseen = {i for i in wanted if i[:15] not in seen and sf.is_salesforce_id(i)}
             if not unseen:
                 break
-            users |= people_from(self.run(user_queries(unseen, chunks)))[1]
+            asked = people_from(self.run(user_queries(unseen, chunks)))[1]
+            self._users.put(asked)
+            users |= asked
         return people(owners, users)
 
     def step_states(self, keys: Mapping[str, str]) -> dict[str, StepState]:
