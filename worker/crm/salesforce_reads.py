@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -261,7 +260,7 @@ def _member_queries(changes: Sequence[EventChange]) -> dict[str, str]:
 
 def _plan(row: dict[str, Any]) -> Plan:
     try:
-        plan = Plan.model_validate(json.loads(row["State_Json__c"]))
+        plan = Plan.model_validate_json(row["State_Json__c"])
         # Owners pause a plan by ticking Paused__c; the worker's own state never overrides them.
         return plan.model_copy(update={"paused": bool(row.get("Paused__c"))})
     except (ValueError, ValidationError) as exc:

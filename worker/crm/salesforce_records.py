@@ -113,7 +113,7 @@ def plan_body(plan: Plan, owner_id: str | None = None) -> dict[str, Any]:
         "Checkins_Without_Movement__c": plan.checkins_without_movement,
         "Do_Not_Contact__c": plan.do_not_contact, "Apology_Drafted__c": plan.apology == "drafted",
         "Last_Sentiment__c": plan.last_sentiment,
-        "State_Json__c": json.dumps(plan.model_dump(mode="json"), separators=(",", ":")),
+        "State_Json__c": plan.model_dump_json(),  # compact JSON, as pydantic writes it: fast
         **report_fields(plan),
     }
     if owner_id:  # an upsert sends nulls to clear fields, but never a null owner
