@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,7 @@ class SalesforceClient:
         self._credentials = credentials
         self._http = http
         self._sf: Salesforce | None = None
+        self._first_login = threading.Lock()  # lanes start together: one of them logs in
         self._log = structlog.get_logger("winback.salesforce")
 
     @property
@@ -106,7 +108,10 @@ class SalesforceClient:
 
     def call(self, fn: Callable[[Salesforce], T], what: str) -> T:
         """Run one simple-salesforce call, converting its errors once, here."""
-        sf = self._sf or self.connect()
+        sf = self._sf
+        if sf is None:
+            with self._first_login:
+                sf = self._sf or self.connect()
         self.allowance.before_call()
         try:
             return _attempt(sf, fn, what)
