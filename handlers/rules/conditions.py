@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,22 +44,29 @@ def _contains(actual: Any, needle: Any) -> bool:
     return False
 
 
+def _between(actual: Any, bounds: Any) -> bool:
+    return _num(actual, bounds[0], operator.ge) and _num(actual, bounds[1], operator.le)
+
+
+# One table, built once: a rule's tests run for every event.
+_CHECKS: Mapping[str, Callable[[Any, Any], bool]] = {
+    "equals": operator.eq,
+    "not_equals": operator.ne,
+    "in": lambda actual, expected: actual in expected,
+    "not_in": lambda actual, expected: actual not in expected,
+    "greater_than": lambda actual, expected: _num(actual, expected, operator.gt),
+    "less_than": lambda actual, expected: _num(actual, expected, operator.lt),
+    "at_least": lambda actual, expected: _num(actual, expected, operator.ge),
+    "at_most": lambda actual, expected: _num(actual, expected, operator.le),
+    "between": _between,
+    "contains": _contains,
+    "matches": lambda actual, expected: isinstance(actual, str)
+    and re.search(expected, actual) is not None,
+}
+
+
 def _check(name: str, test_name: str, actual: Any, expected: Any) -> bool:
-    checks: dict[str, Callable[[], bool]] = {
-        "equals": lambda: actual == expected,
-        "not_equals": lambda: actual != expected,
-        "in": lambda: actual in expected,
-        "not_in": lambda: actual not in expected,
-        "greater_than": lambda: _num(actual, expected, lambda a, b: a > b),
-        "less_than": lambda: _num(actual, expected, lambda a, b: a < b),
-        "at_least": lambda: _num(actual, expected, lambda a, b: a >= b),
-        "at_most": lambda: _num(actual, expected, lambda a, b: a <= b),
-        "between": lambda: _num(actual, expected[0], lambda a, b: a >= b)
-        and _num(actual, expected[1], lambda a, b: a <= b),
-        "contains": lambda: _contains(actual, expected),
-        "matches": lambda: isinstance(actual, str) and re.search(expected, actual) is not None,
-    }
-    return checks[test_name]()
+    return bool(_CHECKS[test_name](actual, expected))
 
 
 def _field_test(name: str, test: Test, context: Mapping[str, Any], settings: RuleSettings) -> Verdict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -47,7 +47,8 @@ def outbox_json(outgoing: Sequence[Outgoing]) -> str | None:
     """The ledger's text for ``outgoing``; None when there is nothing to keep."""
     if not outgoing:
         return None
-    kept = [{k: v for k, v in asdict(o).items() if v is not None} for o in outgoing]
+    # The fields by name (``dataclasses.asdict`` deep-copies each payload: slow, once per event).
+    kept = [{k: v for k, v in vars(o).items() if v is not None} for o in outgoing]
     return json.dumps(kept, separators=(",", ":"))
 
 
