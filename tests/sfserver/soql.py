@@ -177,7 +177,10 @@ def run(query: Query, rows: list[dict[str, Any]], known: set[str]) -> list[dict[
         raise SfError(400, "INVALID_FIELD", f"No such column '{name}' on entity "
                       f"'{query.sobject}'. If you are attempting to use a custom field, be sure "
                       "to append the '__c' after the custom field name.")
-    found = [row for row in rows if matches(row, query.where)]
+    # IN lists as sets: the org scans every row, and the adapter's lists hold up to 200 values.
+    where = tuple((name, op, frozenset(value) if op in ("IN", "NOT IN") else value)
+                  for name, op, value in query.where)
+    found = [row for row in rows if matches(row, where)]
     for name, descending in reversed(query.order):
         # Salesforce sorts nulls first ascending; strings compare case-insensitively.
         found.sort(key=lambda r, n=name: (r.get(n) is not None, _sortable(r.get(n))),
