@@ -67,6 +67,27 @@ class DraftEmail:
 
 
 @dataclass(frozen=True)
+class CreateCase:
+    """A Case for a team (an escalation, product feedback): the one record a queue may own.
+
+    ``owner_id`` is a user or, resolved at start-up, a queue that takes Cases (``00G…`` in
+    Salesforce; the queue's ``queue:Name`` text in the embedded CRM, which has no queues).
+    """
+
+    key: str
+    plan_key: str
+    account_id: str
+    kind: str
+    subject: str
+    description: str
+    owner_id: str | None
+    priority: Priority
+    provenance: Provenance
+    contact_id: str | None = None
+    assign: Relation | None = None
+
+
+@dataclass(frozen=True)
 class ScheduleCheckIn:
     key: str
     plan_key: str
@@ -160,8 +181,8 @@ REVISION_MARKER_TYPE = "winback.plan.revision"
 
 
 Action = (
-    CreateTask | DraftEmail | ScheduleCheckIn | SetCheckInStatus | AddToCampaign | PublishEvent
-    | SavePlan
+    CreateTask | DraftEmail | ScheduleCheckIn | SetCheckInStatus | AddToCampaign | CreateCase
+    | PublishEvent | SavePlan
 )
 
 

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from handlers.actions import (
     Action,
     AddToCampaign,
+    CreateCase,
     DraftEmail,
     PublishEvent,
     ScheduleCheckIn,
@@ -38,6 +39,7 @@ from handlers.rules.model import (
     DraftApologyAction,
     EscalateAction,
     OfferAction,
+    OpenCaseAction,
     PublishEventAction,
     ScheduleCheckInsAction,
     TaskSpec,
@@ -183,6 +185,21 @@ def offer(scope: Scope, action: OfferAction) -> list[Candidate]:
     return [Candidate("offer", scope.key(), (offer_task,), f"offered {spec.offer}")]
 
 
+def open_case(scope: Scope, action: OpenCaseAction) -> list[Candidate]:
+    """A Case for a team; internal work (never suppressed), so a key per rule and complaint."""
+    spec = action.open_case
+    key = scope.key()
+    owner = resolve_owner(spec.owner, scope)
+    description = scope.file(spec.template) if spec.template else scope.text(spec.description or "")
+    case = CreateCase(
+        key=key, plan_key=scope.plan.key, account_id=scope.plan.account_id, kind=spec.kind,
+        subject=scope.text(spec.subject), description=description, owner_id=owner.owner_id,
+        priority=spec.priority, provenance=scope.provenance,
+        contact_id=scope.values.get("contact_id"), assign=owner.relation,
+    )
+    return [Candidate("case", key, (case,), f"case opened: {key}")]
+
+
 def close_plan(scope: Scope, action: ClosePlanAction) -> list[Candidate]:
     """Won or lost: pending check-ins are cancelled, and a follow-up task when the rule has one."""
     spec, plan = action.close_plan, scope.plan
@@ -237,6 +254,7 @@ _REALISERS: Mapping[type[Any], Callable[[Scope, Any], list[Candidate]]] = {
     EscalateAction: escalate,
     AddToSurveyAction: add_to_survey,
     OfferAction: offer,
+    OpenCaseAction: open_case,
     ClosePlanAction: close_plan,
     PublishEventAction: publish_event,
 }

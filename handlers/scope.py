@@ -95,9 +95,10 @@ def _account_owner(scope: Scope) -> str | None:
 
 
 def resolve_owner(owner: Owner, scope: Scope) -> Assignee:
-    """``{user}`` as is, ``{queue}`` from settings.owners, ``{field}`` from the event or plan."""
+    """``{user}`` as resolved at start-up, ``{queue}`` from settings.owners, ``{field}`` from the
+    event or plan."""
     if owner.user:
-        return Assignee(owner.user)
+        return Assignee(scope.rules.owner_ids.get(f"user:{owner.user}", owner.user))
     if owner.queue:
         return _role(owner.queue, scope)
     value = scope.values.get(owner.field or "")

@@ -17,6 +17,7 @@ from rich.table import Table
 from handlers.actions import (
     Action,
     AddToCampaign,
+    CreateCase,
     CreateTask,
     DraftEmail,
     PublishEvent,
@@ -32,7 +33,14 @@ from handlers.registry import handle
 from handlers.rules.errors import RulesInvalidError
 from handlers.rules.model import schema
 from handlers.rules.ruleset import RuleSet
-from worker.crm.records import campaign_fields, checkin_fields, draft_fields, iso, task_fields
+from worker.crm.records import (
+    campaign_fields,
+    case_fields,
+    checkin_fields,
+    draft_fields,
+    iso,
+    task_fields,
+)
 from worker.rules_source import load_rules
 
 RULES_FILE = click.Path(dir_okay=False, path_type=Path)
@@ -214,16 +222,19 @@ def records(actions: Sequence[Action]) -> list[dict[str, Any]]:
     return out
 
 
-def _who(a: CreateTask | DraftEmail | ScheduleCheckIn) -> str | None:
+def _who(a: CreateTask | DraftEmail | ScheduleCheckIn | CreateCase) -> str | None:
     """The owner as far as the rules can tell; the CRM follows a relation when it writes."""
     if a.assign == "account_owner_manager":
         return f"manager of {a.owner_id or 'the account owner'}"
     return "the account owner" if a.assign else a.owner_id
 
 
-def _fields(a: CreateTask | DraftEmail | ScheduleCheckIn | AddToCampaign) -> dict[str, Any]:
+def _fields(a: CreateTask | DraftEmail | ScheduleCheckIn | AddToCampaign | CreateCase
+            ) -> dict[str, Any]:
     if not isinstance(a, AddToCampaign) and a.assign:
         a = replace(a, owner_id=_who(a))
+    if isinstance(a, CreateCase):
+        return _record("case", a.key, a.account_id, case_fields(a))
     if isinstance(a, CreateTask):
         return _record("task", a.key, a.account_id, task_fields(a))
     if isinstance(a, DraftEmail):

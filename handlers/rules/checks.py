@@ -10,9 +10,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from handlers.context import TextKind, condition_fields, template_variables
+from handlers.owners import owner_kind
 from handlers.rules.errors import Path, Problem, did_you_mean, label, node_at, one_of
 from handlers.rules.lint import LintRules, lint_template
 from handlers.rules.model import (
+    ACTION_NAMES,
+    QUEUE_ACTIONS,
     TEST_NAMES,
     ActionSpec,
     All,
@@ -28,6 +31,9 @@ from handlers.rules.model import (
 from handlers.rules.model_actions import Again
 from handlers.rules.realised import ignored_for_each, is_inline_template, text_kind
 from handlers.templates import Templates
+
+_QUEUE_HINT = ("Salesforce lets a queue own Cases, never tasks, events or drafts: send the "
+               "work to a queue with open_case, or name a user or a relation here")
 
 
 class Document(Protocol):
@@ -57,19 +63,19 @@ class RuleParts:
         return ("rules", self.index)
 
 
-def _walk(obj: Any, path: Path) -> Iterator[tuple[Path, Any]]:
+def walk(obj: Any, path: Path) -> Iterator[tuple[Path, Any]]:
     """Every value in a validated model with its YAML path, defaults included."""
     yield path, obj
     if isinstance(obj, BaseModel):
         for name, info in type(obj).model_fields.items():
             # A salvaged spec (model_construct) lacks the fields that did not validate.
-            yield from _walk(getattr(obj, name, None), (*path, info.alias or name))
+            yield from walk(getattr(obj, name, None), (*path, info.alias or name))
     elif isinstance(obj, dict):
         for key, value in obj.items():
-            yield from _walk(value, (*path, key))
+            yield from walk(value, (*path, key))
     elif isinstance(obj, list | tuple):
         for i, value in enumerate(obj):
-            yield from _walk(value, (*path, i))
+            yield from walk(value, (*path, i))
 
 
 def _field_names(condition: Any, path: Path) -> Iterator[tuple[Path, str]]:
@@ -114,14 +120,15 @@ class RuleChecker:
 
     def check(self, parts: list[RuleParts]) -> list[Problem]:
         self._ids()
+        self._default_owner()
         self._reachable([(p.index, p.rule) for p in parts if p.rule is not None])
         for part in parts:
             if part.event_type is not None:
                 self._fields((*part.path, "when"), part.event_type)
-            for path, value in _walk(part.when, (*part.path, "when")):
+            for path, value in walk(part.when, (*part.path, "when")):
                 self._value(path, value, part.event_type)
             for j, action in part.actions:
-                for path, value in _walk(action, (*part.path, "then", j)):
+                for path, value in walk(action, (*part.path, "then", j)):
                     self._value(path, value, part.event_type)
         self._template_files()
         return self.problems
@@ -189,6 +196,33 @@ class RuleChecker:
                 self.report((*path, part), False, f"unknown queue '{name}'{default}",
                             "a name under settings.owners: " + ", ".join(queues),
                             did_you_mean(name, queues))
+        self._queue_owner(path, owner)
+
+    def _default_owner(self) -> None:
+        value = self.settings.owners.get("default", "")
+        if "owners" not in self.invalid_settings and owner_kind(value) == "queue":
+            self.report(("settings", "owners", "default"), False,
+                        f"the default owner {value!r} is a queue: it gets every task whose event "
+                        "names no owner, and only a user can own a task", "a user or a relation",
+                        _QUEUE_HINT)
+
+    def _queue_owner(self, path: Path, owner: Owner) -> None:
+        """A queue can own a Case (``open_case``), never a task, check-in or draft."""
+        action = next((p for p in reversed(path) if p in ACTION_NAMES), None)
+        if action in QUEUE_ACTIONS:
+            return
+        if owner.user and owner_kind(owner.user) == "queue":
+            self.report((*path, "user"), False, f"'{owner.user}' is a queue, not a user",
+                        "a user's Id or username", _QUEUE_HINT)
+        role = owner.queue or owner.fallback  # ``default`` is checked once, in ``_default_owner``
+        value = self.settings.owners.get(role or "")
+        if role is not None and value is not None and owner_kind(value) == "queue":
+            part = "queue" if owner.queue else "fallback"
+            where = (*path, part) if (*path, part) in self.doc.values else path
+            self.report(where, where == path,
+                        f"owner '{role}' is the queue {value!r}: {action or 'this action'} writes "
+                        "an activity, which only a user can own", "a user or a relation",
+                        _QUEUE_HINT)
 
     def _spec(self, path: Path, spec: BaseModel, event_type: str | None) -> None:
         template = getattr(spec, "template", None)

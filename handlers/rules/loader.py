@@ -23,9 +23,17 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from handlers.owners import Reference
-from handlers.rules.checks import RuleChecker, RuleParts
+from handlers.rules.checks import RuleChecker, RuleParts, walk
 from handlers.rules.errors import Path, Problem, RulesInvalidError
-from handlers.rules.model import SHORT_TYPES, ActionSpec, Condition, Rule, RuleFile, RuleSettings
+from handlers.rules.model import (
+    SHORT_TYPES,
+    ActionSpec,
+    Condition,
+    Owner,
+    Rule,
+    RuleFile,
+    RuleSettings,
+)
 from handlers.rules.pydantic_errors import validation_problems
 from handlers.rules.ruleset import RuleSet
 from handlers.templates import Templates
@@ -175,6 +183,11 @@ def _references(doc: YamlDocument, rule_file: RuleFile) -> tuple[Reference, ...]
             if campaign:
                 line, _ = doc.locate(("rules", i, "then", j, "add_to_survey", "campaign_id"), False)
                 found.append(Reference("campaign", rule.id, campaign, doc.file, line))
+            # An owner written in the action itself ({user: ...}) is looked up like a role.
+            for path, value in walk(spec, ("rules", i, "then", j)):
+                if isinstance(value, Owner) and value.user:
+                    line, _ = doc.locate((*path, "user"), False)
+                    found.append(Reference("user", rule.id, value.user, doc.file, line))
     return tuple(found)
 
 

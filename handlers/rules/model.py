@@ -16,9 +16,11 @@ from pydantic import Field, field_validator
 from handlers.events import EVENT_TYPES
 from handlers.rules.model_actions import (
     ACTION_NAMES,
+    QUEUE_ACTIONS,
     ActionSpec,
     AddToSurveyAction,
     ApologySpec,
+    CaseSpec,
     CheckInSpec,
     ClosePlanAction,
     ClosePlanSpec,
@@ -28,6 +30,7 @@ from handlers.rules.model_actions import (
     EscalateSpec,
     OfferAction,
     OfferSpec,
+    OpenCaseAction,
     Priority,
     PublishEventAction,
     PublishSpec,
@@ -51,6 +54,7 @@ from handlers.rules.model_conditions import TEST_NAMES, All, Any_, Condition, Fi
 __all__ = [
     "ACTION_NAMES",
     "DEFAULT_OWNER",
+    "QUEUE_ACTIONS",
     "SHORT_TYPES",
     "TEST_NAMES",
     "ActionSpec",
@@ -58,6 +62,7 @@ __all__ = [
     "All",
     "Any_",
     "ApologySpec",
+    "CaseSpec",
     "CheckInSpec",
     "ClosePlanAction",
     "ClosePlanSpec",
@@ -74,6 +79,7 @@ __all__ = [
     "Offer",
     "OfferAction",
     "OfferSpec",
+    "OpenCaseAction",
     "Owner",
     "Priority",
     "PublishEventAction",

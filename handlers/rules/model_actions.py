@@ -123,6 +123,19 @@ class OfferSpec(StrictModel):
     due_in: Duration = Duration(days=5)
 
 
+class CaseSpec(StrictModel):
+    """open_case: a Case for a team, e.g. an escalation or product feedback. A Case, unlike a
+    task, can be owned by a queue: ``owner: {queue: role}`` whose role in ``settings.owners`` is
+    ``queue:<Queue Name>``; any user or relation an owner can be is fine too."""
+
+    kind: Literal["escalation", "feedback", "complaint", "follow_up"] = "escalation"
+    subject: str
+    description: str | None = None
+    template: str | None = None  # a file under config/templates/ for the description
+    owner: Owner = DEFAULT_OWNER
+    priority: Priority = "normal"
+
+
 class ClosePlanSpec(StrictModel):
     """close_plan: won or lost, with a reason people read."""
 
@@ -162,6 +175,10 @@ class OfferAction(StrictModel):
     offer: OfferSpec
 
 
+class OpenCaseAction(StrictModel):
+    open_case: CaseSpec
+
+
 class ClosePlanAction(StrictModel):
     close_plan: ClosePlanSpec
 
@@ -178,10 +195,12 @@ CheckInSpec.model_rebuild()
 
 ActionSpec = (
     CreateTaskAction | DraftApologyAction | ScheduleCheckInsAction | EscalateAction
-    | AddToSurveyAction | OfferAction | ClosePlanAction | PublishEventAction
+    | AddToSurveyAction | OfferAction | OpenCaseAction | ClosePlanAction | PublishEventAction
 )
 ACTION_NAMES = ("create_task", "draft_apology", "schedule_checkins", "escalate", "add_to_survey",
-                "offer", "close_plan", "publish_event")
+                "offer", "open_case", "close_plan", "publish_event")
+# The only action whose record a queue can own (Salesforce: queues own Cases, never activities).
+QUEUE_ACTIONS = frozenset({"open_case"})
 
 
 def action_name(action: ActionSpec) -> str:

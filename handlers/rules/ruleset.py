@@ -17,7 +17,8 @@ class RuleSet:
     source: str = "<rules>"
     # What the rules name in the CRM (owners, campaigns), each with its file:line.
     references: tuple[Reference, ...] = ()
-    # Owner role -> user id, as the CRM resolved it (usernames) when the rules were loaded.
+    # Owner role -> user or queue id, as the CRM resolved it when the rules were loaded; an owner
+    # written in an action (``{user: …}``) is kept as ``user:<as written>``.
     owner_ids: Mapping[str, str] = field(default_factory=dict)
 
     def with_owner_ids(self, owner_ids: Mapping[str, str]) -> RuleSet:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.sfserver import SalesforceServer
-from tests.sfserver.cast import ALICE, WON
+from tests.sfserver.cast import ALICE, CASE_QUEUE, LEAD_QUEUE, WON
 from tests.sfserver.org import SfError
 
 QUEUE, GONE = "00G000000000QUEAAA", "005000000000GONAAA"
@@ -44,6 +44,37 @@ def test_a_queue_may_own_a_plan_but_not_an_event(server: SalesforceServer) -> No
         server.org.create(tx, "Event", {"StartDateTime": "2026-11-22T10:00:00Z",
                                         "DurationInMinutes": 30, "OwnerId": QUEUE})
     assert caught.value.code == "FIELD_INTEGRITY_EXCEPTION"
+
+
+@pytest.mark.parametrize(("owner", "code"), [
+    (CASE_QUEUE, None), (ALICE, None),  # a queue that takes Cases, or a user
+    (LEAD_QUEUE, "FIELD_INTEGRITY_EXCEPTION"),  # its Supported Objects lack Case
+    (GONE, "INACTIVE_OWNER_OR_USER"),
+    ("00G000000000NOPAAA", "INVALID_CROSS_REFERENCE_KEY"),
+])
+def test_a_case_is_owned_by_a_user_or_a_queue_that_takes_cases(
+        server: SalesforceServer, owner: str, code: str | None) -> None:
+    server.org.seed("User", Id=GONE, Username="gone@example.com.test", IsActive=False)
+    body = {"Subject": "Escalated", "AccountId": WON, "OwnerId": owner, "Status": "New"}
+    if code is None:
+        with server.org.transaction() as tx:
+            server.org.create(tx, "Case", body)
+        assert [(r["OwnerId"], r["IsClosed"]) for r in server.records("Case")] == [(owner, False)]
+        return
+    with pytest.raises(SfError) as caught, server.org.transaction() as tx:
+        server.org.create(tx, "Case", body)
+    assert caught.value.code == code
+
+
+def test_an_events_end_moves_with_its_start(server: SalesforceServer) -> None:
+    with server.org.transaction() as tx:
+        event = server.org.create(tx, "Event", {"StartDateTime": "2026-11-22T10:00:00Z",
+                                                "DurationInMinutes": 45, "OwnerId": ALICE})
+    with server.org.transaction() as tx:
+        server.org.update(tx, "Event", event, {"StartDateTime": "2026-11-20T08:00:00Z"})
+    row = server.org.get("Event", event)
+    assert (row["StartDateTime"], row["EndDateTime"]) == (
+        "2026-11-20T08:00:00.000+0000", "2026-11-20T08:45:00.000+0000")
 
 
 def test_the_worker_cannot_write_the_orgs_own_records(server: SalesforceServer) -> None:

@@ -19,6 +19,9 @@ ACCOUNTS = {WON: "Northwind", LOST: "Tailspin", DECLINED: "Fabrikam"}
 # numbered accounts (001 + 12 digits + AAA), as many as the largest test uses.
 ALICE, DANA, SURVEY = "0050000000ALICEAAA", "0030000000DANA1AAA", "701000000SURVEYAAA"
 NUMBERED_ACCOUNTS = 1_100
+# Queues: one that takes Cases (team work a rule sends with open_case), one that takes Leads only.
+CASE_QUEUE, CASE_QUEUE_NAME = "00G000000CASESQAAA", "Winback_Escalations"
+LEAD_QUEUE, LEAD_QUEUE_NAME = "00G000000LEADSQAAA", "Marketing_Leads"
 
 
 def seed(org: Org) -> None:
@@ -32,6 +35,10 @@ def seed(org: Org) -> None:
     org.seed("User", Id=ALICE, Username="alice@example.com.test", Name="Alice", IsActive=True)
     org.seed("Contact", Id=DANA, LastName="Dana")
     org.seed("Campaign", Id=SURVEY, Name="Lapsed-customer survey", IsActive=True)
+    for queue, name, takes in ((CASE_QUEUE, CASE_QUEUE_NAME, "Case"),
+                               (LEAD_QUEUE, LEAD_QUEUE_NAME, "Lead")):
+        org.seed("Group", Id=queue, Name=name.replace("_", " "), DeveloperName=name, Type="Queue")
+        org.seed("QueueSobject", QueueId=queue, SobjectType=takes)
     for n in range(NUMBERED_ACCOUNTS):
         org.seed("Account", Id=f"001{n:012d}AAA", Name=f"Customer {n}", OwnerId=ALICE)
         org.seed("Contact", Id=f"003{n:012d}AAA", LastName=f"Contact {n}")

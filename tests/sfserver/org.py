@@ -96,6 +96,8 @@ class Org:
             _close_task(row, {})
         if name == "Event":
             _end_event(row)
+        if name == "Case":
+            row["IsClosed"] = row.get("Status") == "Closed"
         self._put(obj, row)
         tx.undo.append(lambda: self._remove(obj, record_id))
         tx.changes.append(("CREATE", name, dict(row), list(values)))
@@ -118,6 +120,8 @@ class Org:
             _close_task(after, before)
         if name == "Event":
             _end_event(after)
+        if name == "Case":
+            after["IsClosed"] = after.get("Status") == "Closed"
         self._remove(obj, record_id)
         try:
             self._put(obj, after)
@@ -264,6 +268,8 @@ class Org:
                               f"invalid cross reference id: {value}", (name,))
             if name == "OwnerId" and obj.name in ("Task", "Event"):
                 self._check_activity_owner(target or "", row)
+            elif name == "OwnerId" and obj.name == "Case":
+                self._check_case_owner(target or "", row)
 
     def _check_activity_owner(self, target: str, row: dict[str, Any]) -> None:
         if target != "User":  # a queue (00G) or anything else: Salesforce's words for it
@@ -273,6 +279,18 @@ class Org:
             raise SfError(400, "INACTIVE_OWNER_OR_USER",
                           f"operation performed with inactive user [{row['Id']}] as owner of "
                           "task", ("OwnerId",))
+
+    def _check_case_owner(self, target: str, row: dict[str, Any]) -> None:
+        """A Case is owned by an active user or by a queue whose Supported Objects hold Case."""
+        if target == "User":
+            self._check_activity_owner(target, row)
+            return
+        takes_cases = target == "Group" and row.get("Type") == "Queue" and any(
+            q.get("QueueId") == row["Id"] and q.get("SobjectType") == "Case"
+            for q in self.tables["QueueSobject"].values())
+        if not takes_cases:
+            raise SfError(400, "FIELD_INTEGRITY_EXCEPTION",
+                          f"Owner ID: id value of incorrect type: {row['Id']}", ("OwnerId",))
 
     def _check_required(self, obj: SObject, values: dict[str, Any]) -> None:
         missing = [group[0] for group in obj.required

@@ -89,6 +89,7 @@ def _standard() -> dict[str, SObject]:
         Field("Type", "picklist", 40, values=("Complaint", "Question", "Problem", "Feature Request")),
         Field("Priority", "picklist", 40, values=("High", "Medium", "Low")),
         Field("Status", "picklist", 40, values=("New", "Working", "Escalated", "Closed")),
+        Field("IsClosed", "boolean", createable=False, updateable=False),
         Field("Origin", "string", 40), Field("Reason", "string", 40),
         Field("AccountId", "reference", 18), Field("ContactId", "reference", 18), owner,
     ]
@@ -96,7 +97,11 @@ def _standard() -> dict[str, SObject]:
               Field("Status", "string", 40)]
     user = [Field("Username", "string", 80), Field("Name", "string", 121),
             Field("IsActive", "boolean"), Field("ManagerId", "reference", 18)]
-    group = [Field("Name", "string", 40), Field("Type", "picklist", 40, values=("Queue", "Regular"))]
+    group = [Field("Name", "string", 40), Field("DeveloperName", "string", 80),
+             Field("Type", "picklist", 40, values=("Queue", "Regular"))]
+    # Which objects a queue takes (its Supported Objects): Salesforce's QueueSobject.
+    queue_object = [Field("QueueId", "reference", 18),
+                    Field("SobjectType", "picklist", 40, values=("Case", "Lead"))]
     account = [Field("Name", "string", 255), owner]
     contact = [Field("LastName", "string", 80), Field("AccountId", "reference", 18),
                Field("Email", "email", 80), owner]
@@ -106,7 +111,8 @@ def _standard() -> dict[str, SObject]:
         **{name: _object(name, prefix, fields, createable=False, updateable=False)
            for name, prefix, fields in (("User", "005", user), ("Group", "00G", group),
                                         ("Account", "001", account), ("Contact", "003", contact),
-                                        ("Campaign", "701", campaign))},
+                                        ("Campaign", "701", campaign),
+                                        ("QueueSobject", "03g", queue_object))},
         "Task": _object("Task", "00T", task),
         "Event": _object("Event", "00U", event, required=(("StartDateTime",), ("DurationInMinutes",))),
         "EmailMessage": _object("EmailMessage", "02s", email),
@@ -233,6 +239,8 @@ def _object_access(obj: SObject, grants: Permissions) -> set[str]:
         return grants.objects.get(obj.name, set())
     if obj.name in ("Task", "Event"):
         return {"create", "edit"} if f"Edit{obj.name}" in grants.user else set()
+    if obj.name == "Case":  # a standard object the permission set must grant, as in an org
+        return grants.objects.get("Case", set())
     if obj.name == "CampaignMember":
         return {"create", "edit"} if "edit" in grants.objects.get("Campaign", set()) else set()
     if not obj.createable:  # users, queues, accounts...: read, never written by the worker

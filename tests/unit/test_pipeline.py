@@ -107,6 +107,7 @@ def test_conditions_see_plan_fields_and_extra_crm_fields() -> None:
         ({"queue": "named"}, "USR-ALICE", ("005000000000001AAA", None)),
         ({"queue": "by_username"}, "USR-ALICE", ("005000000000002AAA", None)),
         ({"user": "005LITERAL"}, "USR-ALICE", ("005LITERAL", None)),
+        ({"user": "bob@acme.com"}, "USR-ALICE", ("005000000000003AAA", None)),  # resolved
     ],
 )
 def test_owner_is_resolved_from_field_fallback_role_relation_or_user(
@@ -116,7 +117,8 @@ def test_owner_is_resolved_from_field_fallback_role_relation_or_user(
     owners = {**rules.settings.owners, "named": "005000000000001AAA", "by_username": "ann@acme.com"}
     settings = rules.settings.model_copy(update={"owners": owners})
     rules = replace(rules, file=rules.file.model_copy(update={"settings": settings}))
-    rules = rules.with_owner_ids({"by_username": "005000000000002AAA"})  # as the CRM resolved it
+    rules = rules.with_owner_ids({"by_username": "005000000000002AAA",  # as the CRM resolved them
+                                  "user:bob@acme.com": "005000000000003AAA"})
     outcome = run(lapsed(owner_id=event_owner), None, rules)
     assert [(t.owner_id, t.assign) for t in tasks(outcome)] == [expected]
 

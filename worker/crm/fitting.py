@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from handlers.actions import Action, CreateTask, DraftEmail, EventChange, ScheduleCheckIn
+from handlers.actions import Action, CreateCase, CreateTask, DraftEmail, EventChange, ScheduleCheckIn
 
 MARKER = "… (truncated; full text on the source record)"
 PLAN, SUPPRESSION = "Winback_Plan__c", "Winback_Suppression__c"
@@ -24,6 +24,7 @@ STANDARD_LIMITS: dict[tuple[str, str], int] = {
     ("Event", "Subject"): 255, ("Event", "Description"): 32_000,
     ("EmailMessage", "Subject"): 3_000, ("EmailMessage", "HtmlBody"): 131_072,
     ("EmailMessage", "TextBody"): 131_072,
+    ("Case", "Subject"): 255, ("Case", "Description"): 32_000,
     (PLAN, "Name"): 80, (PLAN, "Closing_Reason__c"): 255, (PLAN, "Desired_Result__c"): 32_768,
     (PLAN, "Lapse_Reason__c"): 32_768,
     **{(SUPPRESSION, name): 255 for name in ("Reason__c", "Record_Key__c", "Event_Id__c", "Rule_Id__c")},
@@ -32,6 +33,7 @@ STANDARD_LIMITS: dict[tuple[str, str], int] = {
 _ACTION_FIELDS: dict[type[Any], dict[str, tuple[str, str]]] = {
     CreateTask: {"subject": ("Task", "Subject"), "description": ("Task", "Description")},
     ScheduleCheckIn: {"subject": ("Event", "Subject"), "description": ("Event", "Description")},
+    CreateCase: {"subject": ("Case", "Subject"), "description": ("Case", "Description")},
     DraftEmail: {"subject": ("EmailMessage", "Subject"), "body_html": ("EmailMessage", "HtmlBody"),
                  "body_text": ("EmailMessage", "TextBody")},
 }

@@ -15,6 +15,7 @@ from handlers.actions import (
     REVISION_MARKER_TYPE,
     Action,
     AddToCampaign,
+    CreateCase,
     CreateTask,
     DraftEmail,
     EventChange,
@@ -34,6 +35,7 @@ from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, Record, RecordKind, Snapshot, outbox_from_json, outbox_json
 from worker.crm.records import (
     campaign_fields,
+    case_fields,
     checkin_fields,
     checkin_update,
     draft_fields,
@@ -63,7 +65,7 @@ LEDGER_INSERT = (
 )
 _KINDS: dict[type, RecordKind] = {
     CreateTask: "task", DraftEmail: "email_draft", ScheduleCheckIn: "checkin",
-    AddToCampaign: "campaign_member",
+    AddToCampaign: "campaign_member", CreateCase: "case",
 }
 
 
@@ -278,6 +280,8 @@ def _fields(action: Action) -> dict[str, Any]:
         return checkin_fields(action)
     if isinstance(action, AddToCampaign):
         return campaign_fields(action)
+    if isinstance(action, CreateCase):
+        return case_fields(action)
     raise TypeError(f"not a record action: {action!r}")
 
 

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from handlers.actions import Action, CreateTask, DraftEmail, EventChange, ScheduleCheckIn
-from handlers.owners import ACCOUNT_OWNER_MANAGER
+from handlers.actions import Action, CreateCase, CreateTask, DraftEmail, EventChange, ScheduleCheckIn
+from handlers.owners import ACCOUNT_OWNER_MANAGER, QUEUE_PREFIX
 
-Assignable = TypeVar("Assignable", CreateTask, DraftEmail, ScheduleCheckIn)
+Assignable = TypeVar("Assignable", CreateTask, DraftEmail, ScheduleCheckIn, CreateCase)
+# A queue's id (Salesforce) or ``queue:<name>`` (the embedded CRM): checked at start-up.
+QUEUE_IDS = ("00G", QUEUE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class People:
             return user_id
         return None
 
-    def owner(self, action: CreateTask | DraftEmail | ScheduleCheckIn) -> str | None:
+    def owner(self, action: CreateTask | DraftEmail | ScheduleCheckIn | CreateCase) -> str | None:
+        if isinstance(action, CreateCase) and (action.owner_id or "").startswith(QUEUE_IDS):
+            return action.owner_id  # a queue that takes Cases, looked up at start-up
         owner = self.usable(action.owner_id) or self.usable(self.account_owners.get(action.account_id))
         if action.assign == ACCOUNT_OWNER_MANAGER:
             return self.usable(self.managers.get(owner[:15])) if owner else None
@@ -39,7 +43,7 @@ class People:
 
 
 def _assigned(action: Action, people: People) -> Action:
-    if isinstance(action, CreateTask | DraftEmail | ScheduleCheckIn):
+    if isinstance(action, CreateTask | DraftEmail | ScheduleCheckIn | CreateCase):
         return replace(action, owner_id=people.owner(action), assign=None)
     return action
 

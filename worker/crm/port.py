@@ -15,7 +15,7 @@ from handlers.figures import Acknowledgements
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
 
-RecordKind = Literal["plan", "task", "email_draft", "checkin", "campaign_member"]
+RecordKind = Literal["plan", "task", "email_draft", "checkin", "campaign_member", "case"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,9 @@ class Record:
     - checkin: slot, subject, description, start_at, duration_minutes, owner_id, contact_id,
       status ("pending" | "cancelled"), plan_key, event_id, rule_id, rules_version.
     - campaign_member: campaign_id, contact_id, plan_key, event_id, rule_id, rules_version.
+    - case: kind, subject, description, owner_id (a user, or a queue: ``00G…`` in Salesforce,
+      ``queue:<name>`` in the embedded CRM), priority, status ("open" | "done"), contact_id,
+      plan_key, event_id, rule_id, rules_version.
 
     Datetimes are ISO 8601 text in UTC with a ``Z`` suffix and whole seconds
     (``2026-11-22T10:20:00Z``); absent values are ``None``.

@@ -7,6 +7,7 @@ from typing import Any
 
 from handlers.actions import (
     AddToCampaign,
+    CreateCase,
     CreateTask,
     DraftEmail,
     Provenance,
@@ -65,6 +66,14 @@ def checkin_update(fields: dict[str, Any], a: SetCheckInStatus) -> dict[str, Any
         if a.duration_minutes:
             changed["duration_minutes"] = a.duration_minutes
     return fields | changed
+
+
+def case_fields(a: CreateCase) -> dict[str, Any]:
+    return {
+        "kind": a.kind, "subject": a.subject, "description": a.description,
+        "owner_id": a.owner_id, "priority": a.priority, "status": "open",
+        "contact_id": a.contact_id, "plan_key": a.plan_key, **_provenance(a.provenance),
+    }
 
 
 def campaign_fields(a: AddToCampaign) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from handlers.actions import (
     REVISION_MARKER_TYPE,
     Action,
     AddToCampaign,
+    CreateCase,
     CreateTask,
     DraftEmail,
     EventChange,
@@ -151,6 +152,8 @@ def _add_action(nodes: _Nodes, action: Action) -> None:
             nodes.set_status(key, action)
     elif isinstance(action, AddToCampaign):
         nodes.member(sf.member_body(action))
+    elif isinstance(action, CreateCase):
+        nodes.create("Case", sf.case_body(action))
 
 
 def planned_keys(changes: Sequence[EventChange]) -> dict[str, dict[str, str]]:
@@ -181,6 +184,8 @@ def _looked_for(action: Action) -> list[tuple[str, str, str]]:
     if isinstance(action, SavePlan):  # by key alone: the plan's record id is not known here
         return [(sf.SUPPRESSION, sf.suppression_key(action.plan, n), "")
                 for n, _ in action.new_suppressions]
+    if isinstance(action, CreateCase):
+        return [("Case", action.key, action.account_id)]
     return []
 
 

@@ -1,8 +1,9 @@
 """The org's people and campaigns: owners the rules name checked at start-up, owners per batch.
 
 At start-up (and with every rules reload) one composite call looks up every user, queue and
-campaign the rules name; each write batch looks up its accounts' owners and its owners' managers
-in the key look-up call it already makes. See ``handlers.owners`` for what an owner can be.
+campaign the rules name (roles in ``settings.owners``, ``{user: …}`` in actions; a queue with the
+objects it takes, ``QueueSobject``); each write batch looks up its accounts' owners and its
+owners' managers in the key look-up call it already makes. See ``handlers.owners`` for what an owner can be.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 
 from simple_salesforce.format import format_soql
 
-from handlers.actions import CreateTask, DraftEmail, EventChange, SavePlan, ScheduleCheckIn
-from handlers.owners import Reference, owner_kind
+from handlers.actions import CreateCase, CreateTask, DraftEmail, EventChange, SavePlan, ScheduleCheckIn
+from handlers.owners import QUEUE_PREFIX, Reference, owner_kind
 from handlers.rules.errors import Problem
 from worker.crm.people import People
 from worker.crm.salesforce_records import is_salesforce_id
@@ -22,26 +23,40 @@ USER, QUEUE, CAMPAIGN = "005", "00G", "701"  # key prefixes
 Rows = dict[str, list[dict[str, Any]]]
 _NOT_ALLOWED = ("a queue cannot own the tasks, check-ins and drafts the rules write (Salesforce "
                 "lets only users own activities): name a user or a relation such as "
-                "account_owner_manager")
+                "account_owner_manager, or, for a Case (open_case), queue:<Queue Name>")
 
 
 def reference_queries(references: Sequence[Reference]) -> dict[str, str]:
-    """Users by username and by id, queues and campaigns by id: at most four queries."""
-    names = sorted({r.value for r in references if r.kind == "owner"
+    """Users by username and by id, groups and campaigns by id, queues by name with the queues
+    that take Cases: at most six queries, in the one composite call."""
+    names = sorted({r.value for r in references if r.kind != "campaign"
                     and owner_kind(r.value) == "username"})
     ids = sorted({r.value for r in references if owner_kind(r.value) == "id"})
     users = [i for i in ids if i.startswith(USER)]
     groups = [i for i in ids if i.startswith(QUEUE)]
     campaigns = [i for i in ids if i.startswith(CAMPAIGN)]
+    queues = sorted({queue_name(r.value) for r in references
+                     if r.kind == "owner" and owner_kind(r.value) == "queue"})
     queries = {
         "usernames": format_soql("SELECT Id, Username, IsActive FROM User WHERE Username IN {}",
                                  names),
         "users": format_soql("SELECT Id, Username, IsActive FROM User WHERE Id IN {}", users),
         "groups": format_soql("SELECT Id, Type FROM Group WHERE Id IN {}", groups),
         "campaigns": format_soql("SELECT Id, IsActive FROM Campaign WHERE Id IN {}", campaigns),
+        "queues": format_soql("SELECT Id, DeveloperName FROM Group WHERE Type = 'Queue' AND "
+                              "DeveloperName IN {}", queues),
+        # Which queues take Cases (a queue's Supported Objects); an org has few queues.
+        "case_queues": format_soql("SELECT QueueId, SobjectType FROM QueueSobject WHERE "
+                                   "SobjectType = {}", "Case"),
     }
-    asked = {"usernames": names, "users": users, "groups": groups, "campaigns": campaigns}
+    asked = {"usernames": names, "users": users, "groups": groups, "campaigns": campaigns,
+             "queues": queues, "case_queues": queues}
     return {ref: soql for ref, soql in queries.items() if asked[ref]}
+
+
+def queue_name(value: str) -> str:
+    """The queue's API name (``Group.DeveloperName``) in ``queue:<name>``."""
+    return value.removeprefix(QUEUE_PREFIX)
 
 
 def _by(rows: Iterable[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
@@ -60,15 +75,17 @@ def resolve_references(references: Sequence[Reference], rows: Rows
     users = _by([*rows.get("users", ()), *rows.get("usernames", ())], "Id")
     by_name = _by(rows.get("usernames", ()), "Username")
     found = {"users": users, "usernames": by_name, "groups": _by(rows.get("groups", ()), "Id"),
-             "campaigns": _by(rows.get("campaigns", ()), "Id")}
+             "campaigns": _by(rows.get("campaigns", ()), "Id"),
+             "queues": _by(rows.get("queues", ()), "DeveloperName"),
+             "case_queues": _by(rows.get("case_queues", ()), "QueueId")}
     owner_ids: dict[str, str] = {}
     problems = []
     for ref in references:
-        user_id, why = _check(ref, found)
+        owner_id, why = _check(ref, found)
         if why:
             problems.append(Problem(ref.file, ref.line, 1, f"{ref.what}: {why}"))
-        elif user_id:
-            owner_ids[ref.name] = user_id
+        elif owner_id:
+            owner_ids[ref.key] = owner_id
     return owner_ids, problems
 
 
@@ -80,8 +97,13 @@ def _check(ref: Reference, found: Mapping[str, Mapping[str, dict[str, Any]]]
         if row is None:
             return None, "no such campaign in the org"
         return None, None if row.get("IsActive") else "the campaign is not active"
+    if ref.kind == "user" and kind in ("relation", "queue", "name"):
+        return None, ("an owner's user must be a user's Id (005…) or username; for a relation "
+                      "or a queue, name a role of settings.owners with {queue: role}")
     if kind == "relation":
         return None, None
+    if kind == "queue":
+        return _queue(ref, found)
     if kind == "name":
         return None, ("not a user id, a username or a relation (account_owner, "
                       "account_owner_manager)")
@@ -96,7 +118,19 @@ def _check(ref: Reference, found: Mapping[str, Mapping[str, dict[str, Any]]]
     return str(row["Id"]), None
 
 
-OWNED = (CreateTask, DraftEmail, ScheduleCheckIn)
+def _queue(ref: Reference, found: Mapping[str, Mapping[str, dict[str, Any]]]
+           ) -> tuple[str | None, str | None]:
+    row = found["queues"].get(queue_name(ref.value))
+    if row is None:
+        return None, ("no queue with this Queue Name (API name) in the org; see Setup → Queues, "
+                      "or name a user or a relation")
+    if str(row["Id"]) not in found["case_queues"]:
+        return None, ("the queue does not take Cases: add Case to its Supported Objects "
+                      "(Setup → Queues), or name another queue")
+    return str(row["Id"]), None
+
+
+OWNED = (CreateTask, DraftEmail, ScheduleCheckIn, CreateCase)
 
 
 def people_queries(changes: Sequence[EventChange], chunks: Callable[[Iterable[str]], Iterable[list[str]]],
@@ -122,8 +156,8 @@ def named_owners(changes: Sequence[EventChange]) -> set[str]:
     named: set[str] = set()
     for change in changes:
         for action in change.writes:
-            if isinstance(action, OWNED) and action.owner_id:
-                named.add(action.owner_id)
+            if isinstance(action, OWNED) and action.owner_id and not action.owner_id.startswith(QUEUE):
+                named.add(action.owner_id)  # queues were looked up at start-up
             elif isinstance(action, SavePlan) and action.plan.owner_id:
                 named.add(action.plan.owner_id)
     return named

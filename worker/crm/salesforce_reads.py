@@ -32,13 +32,14 @@ from worker.crm.salesforce_people import (
 MAX_SUBREQUESTS = 25  # per composite request
 _MAX_VALUES, _MAX_CHARS = 200, 3000  # per IN list: keep each SOQL statement and URL short
 _ACCOUNT_FIELD = {"Task": "WhatId", "Event": "WhatId", "EmailMessage": "RelatedToId",
-                  "CampaignMember": "Winback_Account_Id__c", sf.PLAN: "Account_Id__c"}
+                  "CampaignMember": "Winback_Account_Id__c", "Case": "AccountId",
+                  sf.PLAN: "Account_Id__c"}
 _SCOPE_FIELD = {"Task": "WhatId", "Event": "WhatId", "EmailMessage": "RelatedToId",
-                "CampaignMember": "CampaignId"}
+                "CampaignMember": "CampaignId", "Case": "AccountId"}
 # What says whether a timer's step was done: a closed Task (any closed status), a held check-in.
 _STATE_FIELDS = {"Task": ("IsClosed",), "Event": ("Winback_Status__c",)}
 _READERS = {"Task": sf.task_record, "Event": sf.checkin_record, "EmailMessage": sf.draft_record,
-            "CampaignMember": sf.member_record, sf.PLAN: sf.plan_record}
+            "CampaignMember": sf.member_record, "Case": sf.case_record, sf.PLAN: sf.plan_record}
 
 
 def chunks(values: Iterable[str]) -> Iterator[list[str]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from handlers.actions import (
     AddToCampaign,
+    CreateCase,
     CreateTask,
     DraftEmail,
     Provenance,
@@ -66,6 +67,12 @@ EMAIL_FIELDS = (
     "Subject", "HtmlBody", "TextBody", "ToAddress", "Status", "IsPrivateDraft", "RelatedToId", KEY,
     "Winback_Kind__c", "Winback_Owner_Id__c", "Winback_Contact_Id__c", *_PROVENANCE,
 )
+CASE_FIELDS = (
+    "Subject", "Description", "Priority", "Status", "OwnerId", "AccountId", "ContactId", KEY,
+    "Winback_Kind__c", *_PROVENANCE,
+)
+CASE_PRIORITIES = {"low": "Low", "normal": "Medium", "high": "High"}  # Case's standard values
+CASE_NEW = "New"
 MEMBER_FIELDS = ("CampaignId", "ContactId", KEY, "Winback_Account_Id__c", *_PROVENANCE)
 _READ_ONLY = ("Id", "CreatedById", "CreatedDate")
 SELECTS: dict[str, tuple[str, ...]] = {
@@ -74,6 +81,7 @@ SELECTS: dict[str, tuple[str, ...]] = {
     "Event": (*_READ_ONLY, *EVENT_FIELDS),
     "EmailMessage": (*_READ_ONLY, *EMAIL_FIELDS),
     "CampaignMember": (*_READ_ONLY, *MEMBER_FIELDS),
+    "Case": (*_READ_ONLY, "IsClosed", *CASE_FIELDS),
 }
 
 
@@ -210,6 +218,16 @@ def draft_body(a: DraftEmail) -> dict[str, Any]:
     })
 
 
+def case_body(a: CreateCase) -> dict[str, Any]:
+    """A Case for a team; its owner may be a queue (one that takes Cases, checked at start-up)."""
+    return _present({
+        "Subject": a.subject, "Description": a.description,
+        "Priority": CASE_PRIORITIES[a.priority], "Status": CASE_NEW, "OwnerId": a.owner_id,
+        "AccountId": a.account_id, "ContactId": a.contact_id, KEY: a.key,
+        "Winback_Kind__c": a.kind, **_provenance(a.plan_key, a.provenance),
+    })
+
+
 def member_body(a: AddToCampaign) -> dict[str, Any]:
     return _present({
         "CampaignId": a.campaign_id, "ContactId": a.contact_id, KEY: a.key,
@@ -270,6 +288,18 @@ def draft_record(row: dict[str, Any]) -> Record:
         "contact_id": row.get("Winback_Contact_Id__c"), **_trail(row),
     }
     return Record("email_draft", row[KEY], row["RelatedToId"], fields)
+
+
+def case_record(row: dict[str, Any]) -> Record:
+    priorities = {v: k for k, v in CASE_PRIORITIES.items()}
+    fields = {
+        "kind": row.get("Winback_Kind__c"), "subject": row["Subject"],
+        "description": row.get("Description") or "", "owner_id": _owner(row),
+        "priority": priorities.get(str(row.get("Priority")), "normal"),
+        "status": "done" if row.get("IsClosed") else "open", "contact_id": row.get("ContactId"),
+        **_trail(row),
+    }
+    return Record("case", row[KEY], row["AccountId"], fields)
 
 
 def member_record(row: dict[str, Any]) -> Record:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.crm.salesforce_records import (
+    CASE_FIELDS,
     EMAIL_FIELDS,
     EVENT_FIELDS,
     EVENT_UPDATED,
@@ -43,6 +44,7 @@ NEEDS: tuple[Needs, ...] = (
     Needs("Event", EVENT_FIELDS, updated=EVENT_UPDATED),
     Needs("EmailMessage", EMAIL_FIELDS),
     Needs("CampaignMember", MEMBER_FIELDS),
+    Needs("Case", CASE_FIELDS),  # team work a rule sends to a queue (open_case)
 )
 HINT = (
     "deploy config/salesforce (sf project deploy start --source-dir force-app) and assign the "
