@@ -27,6 +27,7 @@ from handlers.errors import WinbackError
 from tests.faults.tally import TALLY
 from tests.integration.broker import Names, message_count, publish, work_count
 from tests.integration.harness import EMPTY_RULES, lapsed, make_settings, one_task
+from tests.salesforce.changes import account_id
 from tests.sfserver import FAST_RETRY, SalesforceServer, jwt_settings, token_settings
 from tests.waiting import wait_until
 from worker.app import consume
@@ -95,10 +96,11 @@ def _local_ledger(path: Path) -> list[str]:
         db.close()
 
 
-def _publish_lapsed(names: Names, count: int, tag: str) -> set[str]:
+def _publish_lapsed(names: Names, count: int, tag: str, first: int = 0) -> set[str]:
+    """``count`` lapses, each for its own account of the test org (numbered from ``first``)."""
     ids = {f"{tag}-{n}" for n in range(count)}
-    for event_id in sorted(ids):
-        publish(names, lapsed(event_id, f"ACC-{event_id}"))
+    for n in range(count):
+        publish(names, lapsed(f"{tag}-{n}", account_id(first + n)))
     return ids
 
 
@@ -111,9 +113,7 @@ def _poison(names: Names, count: int) -> None:
 
 
 def test_an_expired_fixed_token_pauses_consumption_and_parks_nothing(names: Names, tmp_path: Path) -> None:
-    # Lenient on ids: these tests are about retries and parking, with the account ids the
-    # events carry ("ACC-…"), which are not in the test org (converting them is issue 13's rest).
-    with SalesforceServer(tmp_path, strict_ids=False) as server:
+    with SalesforceServer(tmp_path) as server:
         settings = _sf_settings(names, tmp_path, token_settings(server))
         crm = SalesforceCrm.from_settings(settings, retry=FAST_RETRY)
         session, metrics = _worker(settings, crm)
@@ -146,9 +146,7 @@ def test_an_expired_fixed_token_pauses_consumption_and_parks_nothing(names: Name
 def test_a_503_storm_rate_limits_two_replicas_and_poison_end_with_each_event_once(
     names: Names, tmp_path: Path
 ) -> None:
-    # Lenient on ids: these tests are about retries and parking, with the account ids the
-    # events carry ("ACC-…"), which are not in the test org (converting them is issue 13's rest).
-    with SalesforceServer(tmp_path, strict_ids=False) as server:
+    with SalesforceServer(tmp_path) as server:
         settings = _sf_settings(names, tmp_path, jwt_settings(server), batch_size=10, prefetch=20)
         server.faults.unavailable(times=12)
         server.faults.limit_exceeded(times=6)
@@ -237,7 +235,7 @@ def test_the_broker_closing_the_connection_and_refusing_the_password_at_run_time
             assert _close_connections_of(user) == 1
             wait_until(lambda: any(e["event"] == "broker_refused" for e in logs), what="the refusal")
             assert not session.is_consuming()
-            second = _publish_lapsed(names, 20, "refused")
+            second = _publish_lapsed(names, 20, "refused", first=20)
             _rabbitmqctl("change_password", user, "first-pass")
             wait_until(lambda: set(_local_ledger(settings.local_crm_path)) >= first | second,
                        timeout=60, what="the events after the broker took the worker back")
@@ -317,18 +315,16 @@ def test_sigkill_mid_batch_then_sigterm_drain_then_park_fix_and_replay(names: Na
 
 
 def test_parked_then_fixed_then_replayed_is_written_once(names: Names, tmp_path: Path) -> None:
-    # Lenient on ids: these tests are about retries and parking, with the account ids the
-    # events carry ("ACC-…"), which are not in the test org (converting them is issue 13's rest).
-    with SalesforceServer(tmp_path, strict_ids=False) as server:
+    with SalesforceServer(tmp_path) as server:
         settings = _sf_settings(names, tmp_path, jwt_settings(server))
-        broken = "ACC-replay-1"
+        broken = account_id(1)  # replay-1's account
         server.faults.record_error("Task", "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Due date on a holiday",
                                    when=lambda row: row.get("WhatId") == broken, times=None)
         crm = SalesforceCrm.from_settings(settings, retry=FAST_RETRY)
         session, _ = _worker(settings, crm)
         ids = {f"replay-{n}" for n in range(10)}
         for event_id in sorted(ids):
-            publish(names, lapsed(event_id, f"ACC-{event_id}"))
+            publish(names, lapsed(event_id, account_id(int(event_id.split("-")[1]))))
         with _running(session):
             wait_until(lambda: message_count(settings.parking_queue) == 1, what="the rejected one parked")
             wait_until(lambda: len(_sf_ledger(server)) == 9, what="the others written")

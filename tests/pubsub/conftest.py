@@ -22,8 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def org(tmp_path: Path) -> Iterator[SalesforceServer]:
-    # Lenient on ids: the bridge tests name records ("001TEST…") the org does not hold.
-    with SalesforceServer(tmp_path, strict_ids=False) as running:
+    with SalesforceServer(tmp_path) as running:  # strict: the tests name the org's own records
         yield running
 
 

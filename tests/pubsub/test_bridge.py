@@ -11,6 +11,7 @@ from tests.pubsub.conftest import RunningBridge, bridge_settings
 from tests.pubsub.owner import owner_edits
 from tests.pubsub.server import PubSubServer
 from tests.sfserver import SalesforceServer
+from tests.sfserver.cast import WON  # an account the test org holds
 from tests.waiting import wait_until
 from worker.bridge.replay import BrokerReplayStore
 
@@ -41,7 +42,7 @@ def _queued(names: Names) -> list[dict[str, Any]]:
 def _complaint(org: SalesforceServer, n: int) -> str:
     return _create(org, "Case", {"Subject": f"Late delivery {n}", "Type": "Complaint",
                                  "Priority": "High", "Description": f"Third late delivery ({n})",
-                                 "AccountId": "001TEST0000000001AAA"})
+                                 "AccountId": WON})
 
 
 def _wait_subscribed(pubsub: PubSubServer, count: int = 1) -> None:
@@ -63,7 +64,7 @@ def test_complaint_case_becomes_a_complaint_event(org: SalesforceServer, pubsub:
     assert event["type"] == "crm.complaint.logged"
     assert event["id"].startswith(f"complaint-case:{case_id}:")
     assert event["data"] | {"logged_at": None} == {
-        "account_id": "001TEST0000000001AAA", "complaint_id": case_id, "severity": "high",
+        "account_id": WON, "complaint_id": case_id, "severity": "high",
         "summary": "Third late delivery (1)", "owner_id": org.org.user_id, "logged_at": None}
 
 
@@ -121,14 +122,14 @@ def test_a_recorded_check_in_becomes_a_meeting_held_event(org: SalesforceServer,
         _wait_subscribed(pubsub)
         event_id = _create(org, "Event", {
             "Subject": "Check-in 1 with Acme", "StartDateTime": "2026-12-01T10:00:00Z",
-            "DurationInMinutes": 30, "WhatId": "001TEST00000001AAA", "Winback_Slot__c": 1})
+            "DurationInMinutes": 30, "WhatId": WON, "Winback_Slot__c": 1})
         _owner_records(org, event_id, {"Winback_Sentiment__c": "1",
                                        "Winback_Current_Beliefs__c": "Support is slow\nToo pricey"})
         _owner_records(org, event_id, {"Winback_Outcome__c": "continuing"})
         events = wait_until(lambda: _queued(names), timeout=WAIT, what="the meeting on the queue")
     assert [e["type"] for e in events] == ["crm.meeting.held"]
     assert events[0]["data"] == {
-        "account_id": "001TEST00000001AAA", "meeting_id": event_id, "kind": "check_in",
+        "account_id": WON, "meeting_id": event_id, "kind": "check_in",
         "held_at": "2026-12-01T10:00:00.000+0000", "owner_id": org.org.user_id, "sentiment": 1,
         "current_beliefs": ["Support is slow", "Too pricey"], "outcome": "continuing"}
 

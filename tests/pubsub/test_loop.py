@@ -12,6 +12,7 @@ from tests.pubsub.conftest import bridge_settings
 from tests.pubsub.processes import REPO, SLOW_START, Process, environment
 from tests.pubsub.server import PubSubServer
 from tests.pubsub.test_bridge import _queued
+from tests.salesforce.changes import account_id  # accounts the test org holds
 from tests.sfserver import SalesforceServer
 from tests.waiting import wait_until
 from worker.bridge.replay import BrokerReplayStore, Position
@@ -23,7 +24,7 @@ def _case(org: SalesforceServer, n: int) -> str:
         return org.org.create(tx, "Case", {
             "Subject": f"Late delivery {n}", "Type": "Complaint", "Priority": "Medium",
             "Description": f"The third late delivery this month ({n})",
-            "AccountId": f"001TEST{n:08d}AAA"})
+            "AccountId": account_id(n)})
 
 
 def _by_event(org: SalesforceServer, name: str, field: str) -> Counter[str]:
@@ -64,7 +65,7 @@ def test_a_complaint_case_ends_as_an_acknowledgement_task(
             return [t for t in org.records("Task") if t.get("Winback_Kind__c") == "acknowledgement"]
 
         tasks = wait_until(acknowledgement, timeout=120, what="the acknowledgement task")
-    assert tasks[0]["WhatId"] == "001TEST00000001AAA"
+    assert tasks[0]["WhatId"] == account_id(1)
     assert tasks[0]["Winback_Event_Id__c"].startswith(f"complaint-case:{case_id}:")
 
 
