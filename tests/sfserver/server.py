@@ -28,7 +28,7 @@ from tests.sfserver.org import Org
 from tests.sfserver.rest import Rest
 from tests.sfserver.schema import METADATA, load_schema
 
-USER_ID = "005TEST0000000001AAA"
+USER_ID = "0050000000WORKRAAA"  # the integration user: a real 18-character id, as in any org
 ORG_ID = "00DTEST0000000001AAA"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
