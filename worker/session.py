@@ -2,9 +2,10 @@
 
 The main thread owns the connection and only does AMQP work, so heartbeats keep flowing however
 slow the CRM is. Deliveries go to the processing side (``worker.processing``); its results come
-back through ``add_callback_threadsafe`` and are settled here: publish outgoing events, then
-retry, park or just ack. A message is acked only after its CRM writes are committed; anything not
-acked when the connection goes returns to the queue.
+back through ``add_callback_threadsafe`` and are settled here, a batch at a time: every message
+the batch sends (outgoing events, timers, retry and parking copies) in one broker transaction,
+then the acks. A message is acked only after its CRM writes are committed and the broker has taken
+what it sends; anything not acked when the connection goes returns to the queue.
 
 The session consumes every partition queue (``Topology.partition_queues``); each has a single
 active consumer, so of several replicas the broker delivers a partition to one at a time. A hand-over
@@ -101,10 +102,14 @@ class AmqpSession:
         self._partitions = Partitions(topology.partition_queues, topology.presence_exchange,
                                       settings.rebalance_seconds)
         self._on_partition: Any = None  # the pika callback of the current connection
+        self._publisher: BlockingChannel | None = None  # in tx mode: a batch's messages, one commit
         self._last_settled = self._last_activity = self._loop_at = self._busy_since = time.monotonic()
         self._settlers: dict[type, Callable[[BlockingChannel, Delivery, Any, Any], None]] = {
             Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park,
             Pause: self._settle_pause}
+        # The copy of the message a disposition sends before the ack: (queue, extra headers).
+        self._copies: dict[type, Callable[[Delivery, Any], tuple[str, dict[str, Any]]]] = {
+            Retry: self._retry_copy, Park: self._park_copy}
         self.connections_opened = 0
         metrics.in_flight.set_function(lambda: float(self._in_flight))
         self._started = False
@@ -204,11 +209,14 @@ class AmqpSession:
             channel.confirm_delivery()
             # Per consumer: quorum queues have no prefetch shared by a channel's consumers.
             channel.basic_qos(prefetch_count=self._settings.partition_prefetch)
+            publisher = connection.channel()
+            publisher.tx_select()
             self._generation += 1
             self._processing.begin(self._generation)
             with self._settled:
                 self._in_flight = 0
             self._connection, self._channel = connection, channel
+            self._publisher = publisher
             self._metrics.connected.set(1)
             self._subscribe(channel)
             self._loop(connection, channel, exit_when_idle)
@@ -219,6 +227,7 @@ class AmqpSession:
             raise BrokerLostError(_broker_error(exc)) from exc
         finally:
             self._connection, self._channel = None, None
+            self._publisher = None
             self._metrics.connected.set(0)
             if connection.is_open:
                 connection.close()
@@ -345,25 +354,55 @@ class AmqpSession:
             self._log.warning("results_dropped_connection_closed", count=len(batch))
 
     def _settle(self, generation: int, deliveries: Sequence[Delivery], results: Sequence[Result]) -> None:
-        channel = self._channel
-        if generation != self._generation or channel is None:
+        channel, publisher = self._channel, self._publisher
+        if generation != self._generation or channel is None or publisher is None:
             return  # that connection is gone: the broker redelivers; the CRM ledger dedupes
-        for delivery, result in zip(deliveries, results, strict=True):
-            try:
-                now = datetime.now(UTC)
-                for event in result.publishes:
-                    # Outgoing events go to the exchange; timers to the delay tier they wait in next.
-                    exchange, routing_key = self._topology.route(event, now)
-                    channel.basic_publish(
-                        exchange, routing_key, json.dumps(event.payload).encode(),
-                        pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                             message_id=event.message_id, type=event.routing_key,
-                                             headers=account_headers(event.payload)))
+        try:
+            # One commit for the batch, not one confirm per message: a burst of timers coming back
+            # to wait again settled several times slower one by one, and held up the due ones
+            # behind it. The commit hands the broker every message before any ack.
+            now = datetime.now(UTC)
+            sent = sum(self._send(publisher, d, r, now) for d, r in zip(deliveries, results, strict=True))
+            if sent:
+                publisher.tx_commit()
+            for delivery, result in zip(deliveries, results, strict=True):
                 log = self._log.bind(**result.log)
                 self._settlers[type(result.disposition)](channel, delivery, result, log)
-            finally:
+        finally:
+            for delivery in deliveries:
                 self._partitions.settled(delivery.message.tag)
-                self._count_settled(1)
+            self._count_settled(len(deliveries))
+
+    def _send(self, publisher: BlockingChannel, delivery: Delivery, result: Result, now: datetime) -> int:
+        """Publish (uncommitted) what settling ``delivery`` sends; returns how many messages."""
+        for event in result.publishes:
+            # Outgoing events go to the exchange; timers to the delay tier they wait in next.
+            exchange, routing_key = self._topology.route(event, now)
+            publisher.basic_publish(
+                exchange, routing_key, json.dumps(event.payload).encode(),
+                pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                     message_id=event.message_id, type=event.routing_key,
+                                     headers=account_headers(event.payload)))
+        copy = self._copies.get(type(result.disposition))
+        if copy is None:
+            return len(result.publishes)
+        queue, headers = copy(delivery, result.disposition)
+        publisher.basic_publish("", queue, delivery.message.body,
+                                pika.BasicProperties(headers=delivery.headers | headers, delivery_mode=2))
+        return len(result.publishes) + 1
+
+    def _retry_copy(self, delivery: Delivery, retry: Retry) -> tuple[str, dict[str, Any]]:
+        return self._topology.retry_queue(retry.tier), {
+            ATTEMPTS_HEADER: delivery.message.attempts + int(retry.spends_attempt),
+            "x-winback-last-error": retry.reason[:1000]}
+
+    def _park_copy(self, delivery: Delivery, park: Park) -> tuple[str, dict[str, Any]]:
+        return self._settings.parking_queue, {
+            "x-winback-error": park.error,
+            "x-winback-reason": park.reason[:4000],
+            "x-winback-routing-key": delivery.message.routing_key,
+            "x-winback-parked-at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
 
     def _settle_ack(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
         for suppression in result.suppressed:
@@ -377,31 +416,17 @@ class AmqpSession:
 
     def _settle_retry(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
         retry: Retry = result.disposition  # type: ignore[assignment]  # the table picked Retry
-        message = delivery.message
-        attempts = message.attempts + int(retry.spends_attempt)
-        headers = delivery.headers | {ATTEMPTS_HEADER: attempts,
-                                      "x-winback-last-error": retry.reason[:1000]}
-        channel.basic_publish("", self._topology.retry_queue(retry.tier), message.body,
-                              pika.BasicProperties(headers=headers, delivery_mode=2))
+        attempts = delivery.message.attempts + int(retry.spends_attempt)
         log.warning("event_retry_scheduled", delay=retry.delay, attempt=attempts,
                     held_back=not retry.spends_attempt)
         self._metrics.events.labels(outcome="retried").inc()
-        self._ack(channel, message.tag)
+        self._ack(channel, delivery.message.tag)
 
     def _settle_park(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
         park: Park = result.disposition  # type: ignore[assignment]  # the table picked Park
-        message = delivery.message
-        headers = delivery.headers | {
-            "x-winback-error": park.error,
-            "x-winback-reason": park.reason[:4000],
-            "x-winback-routing-key": message.routing_key,
-            "x-winback-parked-at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        channel.basic_publish("", self._settings.parking_queue, message.body,
-                              pika.BasicProperties(headers=headers, delivery_mode=2))
         log.error("event_parked", reason=park.reason)
         self._metrics.events.labels(outcome="parked").inc()
-        self._ack(channel, message.tag)
+        self._ack(channel, delivery.message.tag)
 
     def _settle_pause(self, _channel: BlockingChannel, delivery: Delivery, result: Result,
                       _log: Any) -> None:
