@@ -30,7 +30,7 @@ class Signal:
     turns each into a metric (``worker.metrics``)."""
 
     name: Literal["timer_scheduled", "timer_fired", "sla_breach"]
-    label: str  # the timer's kind, its outcome (met, acted, skipped), or the breach's severity
+    label: str  # the timer's kind, its outcome (met, acted, skipped, duplicate), or the breach's severity
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from handlers.actions import EventChange
 from handlers.errors import PermanentError
-from handlers.events import Event, parse_event, peek_ids
+from handlers.events import TIMER, Event, parse_event, peek_ids
 from handlers.outcome import Outcome, Signal
 from handlers.plan import Plan, Suppression
 from handlers.rules.ruleset import RuleSet
@@ -167,8 +167,11 @@ class Processor:
                 # Applied before, but maybe never acked because the worker died before publishing:
                 # publish what the ledger kept again (listeners drop repeats by message id).
                 again = batch.outbox.get(event.id, ())
+                # A timer given twice acts once; counted, so a redelivery storm shows.
+                seen = (Signal("timer_fired", "duplicate"),) if event.type == TIMER else ()
                 results[message.tag] = Result(Ack(), again,
-                                              ids | {"duplicate": True, "republished": len(again)})
+                                              ids | {"duplicate": True, "republished": len(again)},
+                                              signals=seen)
                 self._holds.release(event.account_id, event.id)
             else:
                 try:

@@ -79,7 +79,8 @@ class Metrics:
         )
         self.timers_fired = Counter(
             "winback_timers_fired", "Timers that came due, by outcome: met (the step was done), "
-            "acted (escalated, nudged), skipped (plan closed, already fired).", ["outcome"],
+            "acted (escalated, nudged), skipped (plan closed, already fired), duplicate (given "
+            "again after it was handled: nothing done).", ["outcome"],
             registry=r,
         )
         self.sla_breaches = Counter(

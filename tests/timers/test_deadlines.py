@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pika
 import pytest
 
 from handlers.registry import handle
 from handlers.rules.ruleset import RuleSet
 from tests.adapters import complete_task
-from tests.integration.broker import Names, publish, work_count
+from tests.integration.broker import Names, channel, message_count, publish, work_count
 from tests.integration.harness import lapsed, make_consumer, make_settings, running
 from tests.sfserver.cast import MANAGER, OWNER, WON
 from tests.waiting import wait_until
@@ -22,6 +23,7 @@ from worker.crm.port import Crm, Record
 from worker.metrics import Metrics
 from worker.rules_source import load_rules
 from worker.settings import Settings
+from worker.topology import Topology, account_headers
 
 ROOT = Path(__file__).parents[2]
 WAIT = 2  # seconds: every deadline of the test rules
@@ -173,7 +175,6 @@ def test_a_worker_restarted_while_the_timer_waits_still_escalates_once(
     with worker(settings, crm, rules):
         wait_until(lambda: _tasks(crm, "acknowledgement"), what="the acknowledgement task")
     assert _timer_statuses(crm, WON) == ["pending"], "stopped before the deadline"
-    # The same timer delivered twice (a redelivery after a crash): the ledger acts on it once.
     (timer_event,) = [json.loads(json.dumps(p["timers"])) for p in [_plan(crm, WON)]]
     with worker(settings, crm, rules) as metrics:
         wait_until(lambda: _timer_statuses(crm, WON) == ["acted"], timeout=WAIT + 5,
@@ -182,6 +183,46 @@ def test_a_worker_restarted_while_the_timer_waits_still_escalates_once(
     assert len(_tasks(crm, "escalation")) == 1
     assert timer_event[0]["key"] == f"{WON}#1:acknowledge:C-c1:timer"
     assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 1
+
+
+def _into_work_queue(settings: Settings, payload: dict[str, Any]) -> None:
+    """A copy straight into the account's work queue, as a broker gives a message again after a
+    lost ack."""
+    with channel() as ch:
+        ch.confirm_delivery()
+        ch.basic_publish(Topology.from_settings(settings).hash_exchange, "winback.timer.due",
+                         json.dumps(payload).encode(),
+                         pika.BasicProperties(delivery_mode=2, headers=account_headers(payload)))
+
+
+def _waiting(settings: Settings) -> int:
+    """Messages in the work queues and every delay tier."""
+    tiers = Topology.from_settings(settings).timer_queues
+    return work_count(settings) + sum(message_count(q) for q in tiers)
+
+
+def test_the_same_timer_delivered_three_times_escalates_once(
+    names: Names, tmp_path: Path, crm: Crm, rules: RuleSet
+) -> None:
+    settings = _settings(names, tmp_path)
+    publish(names, complaint("c1", WON, datetime.now(UTC)))  # low severity: one round only
+    with worker(settings, crm, rules):
+        wait_until(lambda: _tasks(crm, "acknowledgement"), what="the acknowledgement task")
+    # The timer exactly as the worker sent it, from the ledger's outbox; its own copy waits in a tier.
+    (timer,) = [o for o in crm.load({WON}, {"c1"}).outbox["c1"] if o.due_at is not None]
+    _into_work_queue(settings, timer.payload)  # early: it waits again, and comes due beside the original
+    with worker(settings, crm, rules) as metrics:
+        wait_until(lambda: _timer_statuses(crm, WON) == ["acted"], timeout=WAIT + 5,
+                   what="the timer to act")
+        _into_work_queue(settings, timer.payload)  # late: after the timer acted
+        wait_until(lambda: _value(metrics, "winback_timers_fired_total", outcome="duplicate") == 2,
+                   timeout=WAIT + 5, what="both extra copies to be found in the ledger")
+    assert _waiting(settings) == 0, "no copy left waiting"
+    (escalation,) = _tasks(crm, "escalation")
+    assert escalation.key == f"{WON}#1:acknowledge:C-c1:late1"
+    assert [b["round"] for b in _plan(crm, WON)["breaches"]] == [1]
+    assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 1
+    assert _value(metrics, "winback_sla_breaches_total", severity="low") == 1
 
 
 def test_a_plan_closed_before_the_deadline_escalates_nothing(
