@@ -63,7 +63,8 @@ class Metrics:
             registry=r,
         )
         self.queue_messages = Gauge(
-            "winback_queue_messages", "Messages ready in each queue (work, retry, parked), sampled.",
+            "winback_queue_messages", "Messages ready in each queue (work, retry, parked, timer: "
+            "the timers waiting in each delay tier), sampled.",
             ["queue", "role"], registry=r,
         )
         self.crm_api_remaining = Gauge(

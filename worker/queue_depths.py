@@ -1,4 +1,4 @@
-"""Samples the depth of the work, retry and parking queues into a gauge, for alerts.
+"""Samples the depth of the work, retry, parking and timer tier queues into a gauge, for alerts.
 
 Its own connection and thread, so a slow broker answer never holds up consuming; a failed sample
 is skipped (the gauge keeps its last value and ``winback_broker_connected`` tells the rest).
@@ -26,6 +26,8 @@ class QueueDepths(PeriodicSampler):
         self._queues = [(q, "work") for q in topology.partition_queues]
         self._queues += [(settings.parking_queue, "parked")]
         self._queues += [(topology.retry_queue(t), "retry") for t in range(len(topology.retry_delays))]
+        # Timers waiting, per delay tier (the queue's name says its delay).
+        self._queues += [(name, "timer") for name in topology.timer_queues]
         self._settings = settings
         self._metrics = metrics
         super().__init__("winback-queue-depths", interval)

@@ -1,13 +1,17 @@
-"""The queue depths the alerts read: work, retry and parking queues, sampled from the broker."""
+"""The queue depths the alerts read: work, retry, parking and timer tier queues, sampled from the broker."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.integration.broker import Names, channel, publish
 from tests.integration.harness import lapsed, make_settings
+from worker.crm.port import Outgoing
 from worker.metrics import Metrics
 from worker.queue_depths import QueueDepths
+from worker.topology import TIMER_TIERS_MS, Topology
 
 
 def test_each_queue_is_sampled_with_its_role(names: Names, tmp_path: Path) -> None:
@@ -25,6 +29,30 @@ def test_each_queue_is_sampled_with_its_role(names: Names, tmp_path: Path) -> No
     assert sum(depth(f"{settings.queue}.p{i}", "work") or 0 for i in range(settings.partitions)) == 2
     assert depth(settings.parking_queue, "parked") == 1
     assert depth(f"{settings.queue}.retry.200ms", "retry") == 0
+    assert depth(f"{settings.queue}.timer.250ms", "timer") == 0
+
+
+def test_the_timers_waiting_in_each_delay_tier_are_sampled(names: Names, tmp_path: Path) -> None:
+    settings = make_settings(names, tmp_path)
+    topology = Topology.from_settings(settings)
+    now = datetime.now(UTC)
+    # Due in 3 days and in 20 minutes: tiers long enough that none leaves before the sample.
+    waits = [timedelta(days=3)] * 2 + [timedelta(minutes=20)]
+    with channel() as ch:
+        for n, wait in enumerate(waits):
+            timer = Outgoing(f"timer:t{n}", "winback.timer.due", {"id": f"timer:t{n}"},
+                             (now + wait).isoformat())
+            exchange, key = topology.route(timer, now)
+            ch.basic_publish(exchange, key, json.dumps(timer.payload).encode())
+    metrics = Metrics()
+    QueueDepths(settings, metrics).sample()
+    tiers = {ms: metrics.registry.get_sample_value(
+        "winback_queue_messages", {"queue": topology.timer_queue(ms), "role": "timer"})
+        for ms in TIMER_TIERS_MS}
+    assert tiers[65_536_000] == 2  # the 3-day timers first wait in the 18.2-hour tier
+    assert tiers[1_024_000] == 1  # the 20-minute one in the 17-minute tier
+    assert sum(v or 0 for v in tiers.values()) == 3
+    assert None not in tiers.values(), "every tier sampled"
 
 
 def test_a_queue_not_declared_yet_is_left_out(tmp_path: Path) -> None:
