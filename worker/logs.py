@@ -22,6 +22,12 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+def _stderr(*_args: Any) -> structlog.PrintLogger:
+    # sys.stderr as it is at each log call, not at configure time: a command run inside a test
+    # runner must not keep writing to the runner's stream after it returned.
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info") -> None:
     """Configure structlog once, at start-up."""
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -38,6 +44,6 @@ def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "in
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr,
         cache_logger_on_first_use=False,
     )
