@@ -24,9 +24,20 @@ def _changes(plan: Plan) -> Iterable[TimelineEntry]:
         yield TimelineEntry(c.at, c.event_id, c.rule_id, c.what)
 
 
-# Each source turns one part of the plan into entries; a new kind of entry (pending timers, say)
-# is one more function here. Suppressions need none: the history already says what was not written.
-SOURCES: tuple[Callable[[Plan], Iterable[TimelineEntry]], ...] = (_changes,)
+def _pending_timers(plan: Plan) -> Iterable[TimelineEntry]:
+    """What the worker will look at, and when: at the top of the timeline while it is ahead. Once
+    a timer fires, the history says what it found (a breach, a missed check-in, or kept)."""
+    for t in plan.pending_timers:
+        check = "is done" if t.kind == "unless_done" else "was held"
+        again = f" (round {t.round})" if t.round > 1 else ""
+        yield TimelineEntry(t.due_at, f"timer:{t.key}", t.rule_id,
+                            f"timer pending: checks that {t.step_key} {check}{again}")
+
+
+# Each source turns one part of the plan into entries; a new kind of entry is one more function
+# here. Suppressions, breaches and nudges need none: the history already says what was not
+# written, and what each timer found and did.
+SOURCES: tuple[Callable[[Plan], Iterable[TimelineEntry]], ...] = (_changes, _pending_timers)
 
 
 def timeline(plan: Plan) -> list[TimelineEntry]:

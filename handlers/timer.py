@@ -105,8 +105,12 @@ def _then_steps(origin: Event, then: list[DeadlineAction], rules: RuleSet, now: 
                 event: Event) -> list[Callable[[Plan], list[Candidate]]]:
     several = len(then) > 1
 
+    # Recorded on the plan's history, so its timeline says what the slip led to.
+    written = "nudge" if timer_data(event).kind == "unless_held" else None
+
     def step(spec: DeadlineAction, index: int | None, plan: Plan) -> list[Candidate]:
-        return realise(spec, _scope(origin, plan, rules, now, event, index))
+        return [replace(c, change=c.change or f"{written or c.kind} written: {c.key}")
+                for c in realise(spec, _scope(origin, plan, rules, now, event, index))]
 
     return [partial(step, spec, n if several else None) for n, spec in enumerate(then, start=1)]
 
@@ -146,9 +150,10 @@ def _act(event: Event, plan: Plan, rules: RuleSet, now: datetime, spec: UnlessDo
                     kind="sla" if data.kind == "unless_done" else "checkin",
                     severity=data.severity, round=data.round)
     missed = plan.missed_checkins + (1 if data.kind == "unless_held" else 0)
-    what = (f"{data.step_key} not done by {data.due_at.isoformat()} (round {data.round})"
+    what = (f"SLA breach ({data.severity or 'no'} severity, round {data.round}): {data.step_key} "
+            f"not done by {data.due_at.isoformat()}"
             if data.kind == "unless_done" else
-            f"{data.step_key} not held by {data.due_at.isoformat()}: {missed} missed")
+            f"missed check-in ({missed} so far): {data.step_key} not held by {data.due_at.isoformat()}")
     marked = _mark(plan, event, rules, now, "acted", what, breaches=(*plan.breaches, breach),
                    missed_checkins=missed)
     steps = _then_steps(origin, spec.then, rules, now, event)

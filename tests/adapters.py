@@ -45,6 +45,17 @@ def complete_task(crm: Crm, key: str, at: datetime) -> None:
         _SERVERS[id(crm)].org.complete_task(key, at)
 
 
+def cli_env(crm: Crm) -> dict[str, str]:
+    """The environment under which ``winback`` commands read the CRM that ``crm`` writes to."""
+    if isinstance(crm, LocalCrm):
+        return {"WINBACK_CRM": "local", "WINBACK_LOCAL_CRM_PATH": crm.path}
+    server = _SERVERS[id(crm)]
+    return {"WINBACK_CRM": "salesforce", "WINBACK_SALESFORCE_INSTANCE_URL": server.url,
+            "WINBACK_SALESFORCE_ACCESS_TOKEN": server.issue_token(),
+            "WINBACK_SALESFORCE_CA_BUNDLE": str(server.ca_file),
+            "WINBACK_SALESFORCE_API_VERSION": server.api_version}
+
+
 def salesforce_rows(crm: Crm, sobject: str) -> list[dict[str, object]] | None:
     """The rows the test org holds for ``sobject``; None for the embedded CRM."""
     server = _SERVERS.get(id(crm))

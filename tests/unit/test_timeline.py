@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from handlers.actions import PublishEvent
 from handlers.events import Event, parse_event
-from handlers.plan import Change, Plan
+from handlers.plan import Change, Plan, Timer
 from handlers.registry import handle
 from handlers.timeline import timeline, timeline_text
 from handlers.timer import with_observed
@@ -53,7 +53,10 @@ def test_lines_carry_the_time_the_event_happened_not_when_the_worker_handled_it(
     plan = _handled_three_hours_late(complaint(at="2026-11-03T10:00"), opened)
     times = {(e.event_id, e.at) for e in timeline(plan)}
     assert times == {("evt-lapsed", datetime(2026, 11, 2, 9, 0, tzinfo=UTC)),
-                     ("evt-complaint", datetime(2026, 11, 3, 10, 0, tzinfo=UTC))}
+                     ("evt-complaint", datetime(2026, 11, 3, 10, 0, tzinfo=UTC)),
+                     # the acknowledgement's timer, still pending: at the time it fires
+                     ("timer:ACC-1#1:acknowledge-within-sla:CMP-1:timer",
+                      datetime(2026, 11, 3, 10, 20, tzinfo=UTC))}
     assert {s.at for s in plan.suppressed} <= {t for _, t in times}
 
 
@@ -82,3 +85,20 @@ def test_a_timer_without_a_time_happened_at_its_deadline() -> None:
     late = handle(with_observed(event, "open"), plan_of(outcome), default_rules(),
                   datetime(2026, 11, 3, 13, 0, tzinfo=UTC))
     assert {e.at for e in timeline(plan_of(late)) if e.event_id == event.id} == {timer.due_at}
+
+
+def test_a_pending_timer_shows_at_the_time_it_fires_and_leaves_once_it_has() -> None:
+    ahead = Timer(key="A#1:ack:timer", kind="unless_done", step_key="A#1:ack",
+                  due_at=T0 + timedelta(hours=1), rule_id="acknowledge-within-sla")
+    checkin = Timer(key="A#1:checkin:1:timer:2", kind="unless_held", step_key="A#1:checkin:1",
+                    due_at=T0 + timedelta(hours=2), rule_id="next-checkin", round=2)
+    fired = ahead.model_copy(update={"key": "A#1:old:timer", "status": "acted"})
+    plan = PLAN.model_copy(update={"timers": (ahead, checkin, fired)})
+    assert [(e.at, e.event_id, e.rule_id, e.what) for e in timeline(plan)[:3]] == [
+        (T0 + timedelta(hours=2), "timer:A#1:checkin:1:timer:2", "next-checkin",
+         "timer pending: checks that A#1:checkin:1 was held (round 2)"),
+        (T0 + timedelta(hours=1), "timer:A#1:ack:timer", "acknowledge-within-sla",
+         "timer pending: checks that A#1:ack is done"),
+        (T0 + timedelta(minutes=30), "e30", "apologise-once",
+         "suppressed apology A#1:apology: already apologised"),
+    ]

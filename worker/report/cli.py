@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +12,6 @@ import click
 
 from handlers.errors import WinbackError
 from handlers.figures import GroupBy, acknowledgements, compute_figures, outcomes_by_month
-from handlers.timeline import timeline
 from worker.crm.port import Crm
 from worker.report import render
 from worker.report.rollups import sync_acknowledgements
@@ -24,10 +22,13 @@ from worker.settings import load_settings
 @contextmanager
 def _crm() -> Iterator[Crm]:
     from handlers.errors import ConfigError, WinbackError
+    from worker import logs
     from worker.crm.factory import build_crm
 
     try:
-        adapter = build_crm(load_settings())
+        settings = load_settings()
+        logs.configure(settings.log_format, settings.log_level)  # on stderr: stdout may be JSON
+        adapter = build_crm(settings)
     except (ConfigError, WinbackError) as exc:
         click.echo(f"winback: {exc}", err=True)
         sys.exit(2)
@@ -88,7 +89,8 @@ def plan_group() -> None:
 @click.argument("account")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def plan_show(account: str, fmt: str) -> None:
-    """The account's latest plan and its timeline, newest first."""
+    """The account's latest plan: its timeline, newest first (pending timers at the top, at the
+    time they fire), then the timers still waiting and the breaches recorded."""
     with _crm() as crm:
         plans, tasks = read_all(crm, account)
     if not plans:
@@ -97,16 +99,12 @@ def plan_show(account: str, fmt: str) -> None:
     plan = max(plans, key=lambda p: p.seq)
     acks = acknowledgements([plan], tasks, datetime.now(UTC))[plan.key]
     if fmt == "json":
-        entries = [{"at": e.at.isoformat(), "event_id": e.event_id, "rule_id": e.rule_id,
-                    "what": e.what} for e in timeline(plan)]
-        at = acks.acknowledged_at.isoformat() if acks.acknowledged_at else None
-        click.echo(json.dumps({"plan": plan.key, "stage": plan.stage, "outcome": plan.outcome,
-                               "acknowledgements": {"in_sla": acks.in_sla, "late": acks.late,
-                                                    "pending": acks.pending,
-                                                    "acknowledged_at": at},
-                               "timeline": entries}, indent=2))
+        click.echo(render.plan_json(plan, acks))
         return
     out = render.console()
     out.print(render.timeline_table(plan))
     if acks.in_sla or acks.late or acks.pending:
         out.print(render.acknowledgements_line(acks))
+    for table in (render.timers_table(plan), render.breaches_table(plan)):
+        if table is not None:
+            out.print(table)

@@ -105,6 +105,48 @@ def acknowledgements_line(acks: Acknowledgements) -> str:
             f"{acks.pending} not yet due{last}")
 
 
+def timers_table(plan: Plan) -> Table | None:
+    """The plan's timers still waiting: what each will look at in the CRM, and when."""
+    pending = plan.pending_timers
+    if not pending:
+        return None
+    table = Table(title=f"Timers pending ({len(pending)})")
+    for column in ("fires at (UTC)", "checks", "unless", "round", "rule"):
+        table.add_column(column, overflow="fold")
+    for t in sorted(pending, key=lambda t: t.due_at):
+        table.add_row(f"{t.due_at:%Y-%m-%d %H:%M:%S}", t.step_key,
+                      "done" if t.kind == "unless_done" else "held", str(t.round), t.rule_id)
+    return table
+
+
+def breaches_table(plan: Plan) -> Table | None:
+    """Promises the plan did not keep: acknowledgements past their deadline, check-ins not held."""
+    if not plan.breaches:
+        return None
+    table = Table(title=f"Breaches ({len(plan.breaches)})")
+    for column in ("due (UTC)", "what", "severity", "round", "step"):
+        table.add_column(column, overflow="fold")
+    for b in plan.breaches:
+        what = "acknowledgement late" if b.kind == "sla" else "check-in not held"
+        table.add_row(f"{b.at:%Y-%m-%d %H:%M:%S}", what, b.severity or "-", str(b.round), b.step_key)
+    return table
+
+
+def plan_json(plan: Plan, acks: Acknowledgements) -> str:
+    """The plan, how its complaints were acknowledged, its timeline, and every timer (pending or
+    how it ended) and breach, for scripts."""
+    at = acks.acknowledged_at.isoformat() if acks.acknowledged_at else None
+    return json.dumps({
+        "plan": plan.key, "stage": plan.stage, "outcome": plan.outcome,
+        "acknowledgements": {"in_sla": acks.in_sla, "late": acks.late, "pending": acks.pending,
+                             "acknowledged_at": at},
+        "timeline": [{"at": e.at.isoformat(), "event_id": e.event_id, "rule_id": e.rule_id,
+                      "what": e.what} for e in timeline(plan)],
+        "timers": [t.model_dump(mode="json") for t in plan.timers],
+        "breaches": [b.model_dump(mode="json") for b in plan.breaches],
+    }, indent=2)
+
+
 def console() -> Console:
     """A console 80 wide when piped (rich's default), the terminal's width otherwise or $COLUMNS."""
     return Console(soft_wrap=False)
