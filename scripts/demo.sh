@@ -4,28 +4,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
 
+# Names of this run only (the broker may be shared), all deleted at the end: the demo's check-ins
+# are weeks ahead, so their timers would otherwise wait in the delay tiers long after it ended.
+demo="winback.demo.$$"
 export WINBACK_LOCAL_CRM_PATH=.demo/crm.sqlite3
-export WINBACK_EXCHANGE=winback.demo.events
-export WINBACK_QUEUE=winback.demo.events
-export WINBACK_PARKING_QUEUE=winback.demo.parked
-export WINBACK_DEAD_LETTER_EXCHANGE=winback.demo.dlx
+export WINBACK_EXCHANGE=$demo.events
+export WINBACK_QUEUE=$demo.events
+export WINBACK_PARKING_QUEUE=$demo.parked
+export WINBACK_DEAD_LETTER_EXCHANGE=$demo.dlx
 export WINBACK_RETRY_DELAYS='[1, 2]'
 export WINBACK_RULES=config/rules.yaml
 export WINBACK_LOG_FORMAT=json
 
-rm -rf .demo && mkdir -p .demo
-# A fresh start: the demo's queues and exchanges from an earlier run go, whatever version made them.
-"$bin/python" - <<'PY'
-import pika
-from worker.amqp import connection_parameters
-from worker.settings import load_settings
-from worker.topology import Topology
+teardown() { "$bin/python" scripts/demo-teardown.py || echo "could not delete the demo's queues ($demo.*)"; }
+trap 'echo; echo "== 7. Cleaning up the broker"; teardown' EXIT
 
-settings = load_settings()
-connection = pika.BlockingConnection(connection_parameters(settings, "winback-demo"))
-Topology.from_settings(settings).delete(connection.channel())
-connection.close()
-PY
+rm -rf .demo && mkdir -p .demo
 echo "== 1. Publishing the sample events (config/samples/) with publisher confirms"
 "$bin/winback" publish config/samples/0*.json
 echo

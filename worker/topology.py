@@ -112,16 +112,17 @@ class Topology:
         tier = max(bisect.bisect_right(TIMER_TIERS_MS, wait_ms) - 1, 0)
         return "", self.timer_queue(TIMER_TIERS_MS[tier])
 
-    def delete(self, channel: Any) -> None:
-        """Delete everything ``declare`` makes, messages included (a demo's fresh start), and the
-        single work queue of versions before the partitions."""
+    def delete(self, channel: Any) -> dict[str, int]:
+        """Delete everything ``declare`` makes, messages included (a demo cleaning up after
+        itself), and the single work queue of versions before the partitions; returns the
+        messages each queue held (the timer tiers' say how many timers were still waiting)."""
         queues = [*self.partition_queues, self.queue, self.parking_queue, *self.timer_queues]
         queues += [self.retry_queue(t) for t in range(len(self.retry_delays))]
-        for queue in queues:
-            channel.queue_delete(queue)
+        held = {q: int(channel.queue_delete(q).method.message_count) for q in queues}
         for exchange in (self.exchange, self.hash_exchange, self.dead_letter_exchange,
                          self.presence_exchange):
             channel.exchange_delete(exchange)
+        return held
 
     def declare(self, channel: Any) -> None:
         """Declare everything; safe to repeat, and fails loudly if an existing queue differs."""

@@ -66,3 +66,25 @@ def test_a_queue_not_declared_yet_is_left_out(tmp_path: Path) -> None:
     QueueDepths(settings, metrics).sample()
     assert metrics.registry.get_sample_value(
         "winback_queue_messages", {"queue": f"{settings.queue}.p0", "role": "work"}) is None
+
+
+def test_deleting_the_topology_removes_every_queue_it_declared_and_says_what_each_held(
+    names: Names, tmp_path: Path
+) -> None:
+    settings = make_settings(names, tmp_path)
+    topology = Topology.from_settings(settings)
+    now = datetime.now(UTC)
+    timer = Outgoing("timer:t", "winback.timer.due", {"id": "timer:t"}, (now + timedelta(days=3)).isoformat())
+    exchange, key = topology.route(timer, now)
+    with channel() as ch:
+        ch.basic_publish(exchange, key, b"{}")
+        held = topology.delete(ch)
+    assert held[topology.timer_queue(65_536_000)] == 1
+    assert sum(held.values()) == 1
+    assert set(held) == {*topology.partition_queues, settings.queue, settings.parking_queue,
+                         *topology.timer_queues,
+                         *(topology.retry_queue(t) for t in range(len(topology.retry_delays)))}
+    metrics = Metrics()
+    QueueDepths(settings, metrics).sample()  # every queue gone: nothing to sample
+    assert metrics.registry.get_sample_value(
+        "winback_queue_messages", {"queue": f"{settings.queue}.p0", "role": "work"}) is None
