@@ -153,6 +153,12 @@ class Plan(_Frozen):
         return tuple(t for t in self.timers if t.status == "pending")
 
     @property
+    def waiting_timers(self) -> tuple[Timer, ...]:
+        """The pending timers that will still act: none once the plan has closed (a timer that
+        comes due on a closed plan does nothing), so none to show as ahead."""
+        return self.pending_timers if self.is_open else ()
+
+    @property
     def last_sentiment(self) -> int | None:
         for meeting in reversed(self.meetings):
             if meeting.sentiment is not None:

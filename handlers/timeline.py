@@ -27,7 +27,7 @@ def _changes(plan: Plan) -> Iterable[TimelineEntry]:
 def _pending_timers(plan: Plan) -> Iterable[TimelineEntry]:
     """What the worker will look at, and when: at the top of the timeline while it is ahead. Once
     a timer fires, the history says what it found (a breach, a missed check-in, or kept)."""
-    for t in plan.pending_timers:
+    for t in plan.waiting_timers:
         check = "is done" if t.kind == "unless_done" else "was held"
         again = f" (round {t.round})" if t.round > 1 else ""
         yield TimelineEntry(t.due_at, f"timer:{t.key}", t.rule_id,

@@ -93,7 +93,7 @@ def test_a_pending_timer_shows_at_the_time_it_fires_and_leaves_once_it_has() -> 
     checkin = Timer(key="A#1:checkin:1:timer:2", kind="unless_held", step_key="A#1:checkin:1",
                     due_at=T0 + timedelta(hours=2), rule_id="next-checkin", round=2)
     fired = ahead.model_copy(update={"key": "A#1:old:timer", "status": "acted"})
-    plan = PLAN.model_copy(update={"timers": (ahead, checkin, fired)})
+    plan = PLAN.model_copy(update={"timers": (ahead, checkin, fired), "stage": "checking-in"})
     assert [(e.at, e.event_id, e.rule_id, e.what) for e in timeline(plan)[:3]] == [
         (T0 + timedelta(hours=2), "timer:A#1:checkin:1:timer:2", "next-checkin",
          "timer pending: checks that A#1:checkin:1 was held (round 2)"),
@@ -102,3 +102,11 @@ def test_a_pending_timer_shows_at_the_time_it_fires_and_leaves_once_it_has() -> 
         (T0 + timedelta(minutes=30), "e30", "apologise-once",
          "suppressed apology A#1:apology: already apologised"),
     ]
+
+
+def test_a_closed_plan_shows_no_timer_ahead_since_none_will_act() -> None:
+    ahead = Timer(key="A#1:ack:timer", kind="unless_done", step_key="A#1:ack",
+                  due_at=T0 + timedelta(hours=1), rule_id="acknowledge-within-sla")
+    closed = PLAN.model_copy(update={"timers": (ahead,), "stage": "lost"})
+    assert not any(e.event_id.startswith("timer:") for e in timeline(closed))
+    assert timeline(closed.model_copy(update={"stage": "checking-in"}))[0].event_id == "timer:A#1:ack:timer"

@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from handlers.plan import CLOSED_STAGES
 from worker.crm.port import Record
 
 
@@ -71,7 +72,9 @@ def _suppressions(console: Console, plans: Sequence[Record]) -> None:
 
 def _timers(console: Console, plans: Sequence[Record]) -> None:
     """The timers still waiting per plan: what each will look at in the CRM, and when."""
-    rows = [(p.key, t) for p in plans for t in p.fields.get("timers", []) if t["status"] == "pending"]
+    # A closed plan's timers do nothing when they come due: not shown as waiting.
+    rows = [(p.key, t) for p in plans if p.fields.get("stage") not in CLOSED_STAGES
+            for t in p.fields.get("timers", []) if t["status"] == "pending"]
     if not rows:
         return
     table = Table(title=f"Timers pending ({len(rows)})", box=box.SIMPLE_HEAD)

@@ -107,7 +107,7 @@ def acknowledgements_line(acks: Acknowledgements) -> str:
 
 def timers_table(plan: Plan) -> Table | None:
     """The plan's timers still waiting: what each will look at in the CRM, and when."""
-    pending = plan.pending_timers
+    pending = plan.waiting_timers
     if not pending:
         return None
     table = Table(title=f"Timers pending ({len(pending)})")
