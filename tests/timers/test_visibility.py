@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from handlers.rules.ruleset import RuleSet
 from tests.adapters import cli_env, open_crm, salesforce_rows
-from tests.integration.broker import Names, message_count, publish
+from tests.integration.broker import Names, publish, work_count
 from tests.integration.harness import lapsed
 from tests.sfserver.cast import OWNER, WON
 from tests.timers.test_deadlines import (
@@ -104,7 +104,7 @@ def test_a_missed_checkin_shows_as_a_breach_with_its_nudge(
     publish(names, _exit_interview_a_week_ago(WON))
     with worker(settings, crm, rules):
         wait_until(lambda: _tasks(crm, "follow_up"), timeout=WAIT + 8, what="the nudge")
-        wait_until(lambda: message_count(settings.queue) == 0, what="the work queue to drain")
+        wait_until(lambda: work_count(settings) == 0, what="the work queues to drain")
     shown = _shown(crm)
     step = f"{WON}#1:checkin:1"
     assert [(b["kind"], b["step_key"]) for b in shown["breaches"]] == [("checkin", step)]
