@@ -152,11 +152,16 @@ class Plan(_Frozen):
     def pending_timers(self) -> tuple[Timer, ...]:
         return tuple(t for t in self.timers if t.status == "pending")
 
+    def will_act(self, timer: Timer) -> bool:
+        """Whether ``timer`` still acts when it comes due. Closing a plan cancels its timers, so one
+        pending on a closed plan was set afterwards: a complaint's acknowledgement in the cool-off,
+        which is still owed. Any other timer on a closed plan does nothing."""
+        return timer.status == "pending" and (self.is_open or timer.kind == "unless_done")
+
     @property
     def waiting_timers(self) -> tuple[Timer, ...]:
-        """The pending timers that will still act: none once the plan has closed (a timer that
-        comes due on a closed plan does nothing), so none to show as ahead."""
-        return self.pending_timers if self.is_open else ()
+        """The timers still ahead that will act: what the timeline and ``plan show`` list."""
+        return tuple(t for t in self.timers if self.will_act(t))
 
     @property
     def last_sentiment(self) -> int | None:

@@ -173,10 +173,8 @@ def _act(event: Event, plan: Plan, rules: RuleSet, now: datetime, spec: UnlessDo
 def handle_timer(event: Event, plan: Plan | None, rules: RuleSet, now: datetime) -> Outcome:
     """Act on a deadline that passed with its step not done; otherwise record why not."""
     data = timer_data(event)
-    # Closing a plan cancels its timers, so a pending one on a closed plan was set after: a
-    # complaint in the cool-off, whose acknowledgement is still owed (escalations are internal).
-    owed = plan is not None and data.kind == "unless_done" and any(
-        t.key == data.timer_key and t.status == "pending" for t in plan.timers)
+    # On a closed plan only a timer that is still owed acts (``Plan.will_act``).
+    owed = plan is not None and any(t.key == data.timer_key and plan.will_act(t) for t in plan.timers)
     if plan is None or plan.key != data.plan_key or not (plan.is_open or owed):
         return _skip(plan, f"plan {data.plan_key} is closed or gone: timer {data.timer_key} does nothing")
     timer = next((t for t in plan.timers if t.key == data.timer_key), None)

@@ -191,7 +191,9 @@ def assert_report_fields(crm: Crm) -> None:
     assert "story-07 [revived-close-as-won] closed as won" in lines[0]
     assert any("[apologise-once] suppressed apology" in line for line in lines)
     lost = next(r for r in rows if r["Plan_Key__c"] == f"{LOST}#1")
-    newest = str(lost["Timeline__c"]).splitlines()[:4]  # CMP-3, in the cool-off, comes last
+    # CMP-3, in the cool-off, comes last; its acknowledgement is owed, so its timer waits on top.
+    newest = str(lost["Timeline__c"]).splitlines()[:5]
+    assert "[acknowledge-within-sla] timer pending" in newest[0], newest
     assert any(f"story-17 [method] suppressed plan {LOST}#2: letting them go" in line
                for line in newest), newest
     assert lost["Complaints__c"] == 1

@@ -263,7 +263,7 @@ def test_a_missed_checkin_gets_one_nudge_and_closes_the_plan_after_the_configure
     assert nudge.fields["owner_id"] == OWNER
     plan = _plan(crm, WON)
     assert plan["missed_checkins"] == 1
-    assert plan["closing_reason"] == "1 check-ins missed: moving on"
+    assert plan["closing_reason"] == "1 check-in missed: moving on"
     assert [b["kind"] for b in plan["breaches"]] == ["checkin"]
     assert _value(metrics, "winback_timers_fired_total", outcome="acted") == 1
 

@@ -72,9 +72,9 @@ def _suppressions(console: Console, plans: Sequence[Record]) -> None:
 
 def _timers(console: Console, plans: Sequence[Record]) -> None:
     """The timers still waiting per plan: what each will look at in the CRM, and when."""
-    # A closed plan's timers do nothing when they come due: not shown as waiting.
-    rows = [(p.key, t) for p in plans if p.fields.get("stage") not in CLOSED_STAGES
-            for t in p.fields.get("timers", []) if t["status"] == "pending"]
+    # As ``Plan.will_act``: on a closed plan only an owed acknowledgement's timer still acts.
+    rows = [(p.key, t) for p in plans for t in p.fields.get("timers", []) if t["status"] == "pending"
+            and (p.fields.get("stage") not in CLOSED_STAGES or t["kind"] == "unless_done")]
     if not rows:
         return
     table = Table(title=f"Timers pending ({len(rows)})", box=box.SIMPLE_HEAD)
