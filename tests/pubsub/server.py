@@ -189,10 +189,13 @@ class _Servicer(pb_grpc.PubSubServicer):
     def Subscribe(self, requests: Iterator[pb.FetchRequest],
                   context: grpc.ServicerContext) -> Iterator[pb.FetchResponse]:
         self.s.authorise(context)
-        self.s.subscribes += 1
         first = next(requests)
         topic = first.topic_name
         position = self.s.start(first, context)
+        # Counted once its starting position is set: a test that waits for the subscription and
+        # then changes a record must find the change on the stream, even from LATEST.
+        with self.s._cond:
+            self.s.subscribes += 1
         pending = [0]
         lock = threading.Lock()
 
