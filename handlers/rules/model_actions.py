@@ -64,7 +64,8 @@ class UnlessHeld(StrictModel):
     within: Duration
     then: list[DeadlineAction] = Field(default_factory=list)
     close_after: int | SettingRef | None = None
-    close_reason: str = "{{ plan.missed_checkins }} check-in{{ '' if plan.missed_checkins == 1 else 's' }} missed: moving on"
+    close_reason: str = ("{{ plan.missed_checkins }} check-in{{ '' if plan.missed_checkins == 1 else 's' }}"
+                         " missed: moving on")
 
 
 class ApologySpec(StrictModel):
