@@ -86,6 +86,7 @@ def crm() -> None:
 def crm_list(account: str | None, fmt: str) -> None:
     """Show plans, tasks, drafts and check-ins."""
     settings = _settings_or_exit()
+    logs.configure(settings.log_format, settings.log_level)  # on stderr: stdout may be JSON
     from worker.crm.factory import build_crm
     from worker.crm.show import print_records
 

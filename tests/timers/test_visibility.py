@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from click.testing import CliRunner
 
 from handlers.rules.ruleset import RuleSet
@@ -112,3 +113,20 @@ def test_a_missed_checkin_shows_as_a_breach_with_its_nudge(
     assert any(w.startswith(f"missed check-in (1 so far): {step} not held by ") for w in whats)
     assert f"nudge written: {WON}#1:next-checkin:M-m1:missed" in whats
     assert "check-in not held" in _show(crm)
+
+
+def test_crm_list_as_json_stays_json_with_the_salesforce_adapter(
+    names: Names, tmp_path: Path, rules: RuleSet
+) -> None:
+    settings = _settings(names, tmp_path)
+    publish(names, complaint("c1", WON, datetime.now(UTC), severity="low"))
+    with open_crm("salesforce", tmp_path) as crm:
+        with worker(settings, crm, rules):
+            wait_until(lambda: _tasks(crm, "acknowledgement"), what="the acknowledgement task")
+        structlog.reset_defaults()  # as in a fresh `winback` process: logging not set up yet
+        result = CliRunner().invoke(cli, ["crm", "list", "--account", WON, "--format", "json"],
+                                    env=cli_env(crm))
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)  # the adapter's connection line goes to stderr, not here
+    assert [r["kind"] for r in records if r["kind"] == "plan"] == ["plan"]
+    assert [t["status"] for r in records if r["kind"] == "plan" for t in r["fields"]["timers"]] == ["pending"]
