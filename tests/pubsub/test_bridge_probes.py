@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 
+from tests.http import get
 from tests.integration.broker import Names
 from tests.pubsub.conftest import RunningBridge, bridge_settings
 from tests.pubsub.server import PubSubServer
@@ -19,17 +18,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read().decode()
-    except urllib.error.URLError as exc:  # not listening (yet)
-        return 0, str(exc.reason)
 
 
 def _close_broker_connections(marker: str) -> int:
@@ -47,17 +35,17 @@ def test_ready_only_while_subscribed_and_live_while_reconnecting(
         org: SalesforceServer, pubsub: PubSubServer, names: Names) -> None:
     port = _free_port()
     with RunningBridge(bridge_settings(org, pubsub, names, metrics_port=port)):
-        assert wait_until(lambda: _get(port, "/readyz") == (200, "ready\n"), timeout=WAIT,
+        assert wait_until(lambda: get(port, "/readyz") == (200, "ready\n"), timeout=WAIT,
                           what="the bridge ready")
         _complaint(org, 1)
         wait_until(lambda: _queued(names), timeout=WAIT, what="the complaint on the queue")
-        status, metrics = _get(port, "/metrics")
+        status, metrics = get(port, "/metrics")
         pubsub.go_away()
-        not_ready = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(_get(port, "/readyz")),
+        not_ready = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(get(port, "/readyz")),
                                timeout=WAIT, what="readiness to fail while the service is away")
-        live_meanwhile = _get(port, "/healthz")
+        live_meanwhile = get(port, "/healthz")
         pubsub.come_back()
-        wait_until(lambda: _get(port, "/readyz") == (200, "ready\n"), timeout=WAIT,
+        wait_until(lambda: get(port, "/readyz") == (200, "ready\n"), timeout=WAIT,
                    what="ready again once the service is back")
     assert status == 200
     assert 'winback_bridge_changes_received_total{topic="/data/ChangeEvents"}' in metrics
@@ -74,7 +62,7 @@ def test_a_broker_connection_closed_under_it_is_opened_again_and_nothing_is_lost
     port = _free_port()
     settings = bridge_settings(org, pubsub, names, metrics_port=port)
     with RunningBridge(settings) as bridge:
-        wait_until(lambda: _get(port, "/readyz") == (200, "ready\n"), timeout=WAIT,
+        wait_until(lambda: get(port, "/readyz") == (200, "ready\n"), timeout=WAIT,
                    what="the bridge ready")
         _complaint(org, 1)
         wait_until(lambda: len(_queued(names)) == 1, timeout=WAIT, what="the first complaint")
@@ -84,7 +72,7 @@ def test_a_broker_connection_closed_under_it_is_opened_again_and_nothing_is_lost
         _complaint(org, 2)
         ids = wait_until(lambda: (lambda q: q if len(q) >= 2 else None)(
             [e["id"] for e in _queued(names)]), timeout=WAIT, what="the complaint after the broker")
-        assert _get(port, "/readyz") == (200, "ready\n")
+        assert get(port, "/readyz") == (200, "ready\n")
         # The stream of the subscription the broker cut short was cancelled, not left running.
         wait_until(lambda: pubsub.open_streams == 1, timeout=WAIT, what="one stream open")
     assert len(ids) == len(set(ids)) == 2

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
 import pytest
 
+from tests.http import get
 from worker.metrics import Metrics, serve
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read().decode()
 
 
 @pytest.mark.parametrize(("consuming", "status"), [(True, 200), (False, 503)])
@@ -26,13 +15,13 @@ def test_readiness_follows_the_consumer_and_liveness_is_always_ok(consuming: boo
     server = serve(metrics, 0, ready=lambda: (consuming, "why"))
     port = server.server_address[1]
     try:
-        assert _get(port, "/healthz") == (200, "ok\n")
-        assert _get(port, "/readyz")[1] == "why\n"
-        assert _get(port, "/readyz")[0] == status
-        code, body = _get(port, "/metrics")
+        assert get(port, "/healthz") == (200, "ok\n")
+        assert get(port, "/readyz")[1] == "why\n"
+        assert get(port, "/readyz")[0] == status
+        code, body = get(port, "/metrics")
         assert code == 200
         assert 'winback_events_total{outcome="parked"} 1.0' in body
-        assert _get(port, "/nope")[0] == 404
+        assert get(port, "/nope")[0] == 404
     finally:
         server.shutdown()
         server.server_close()
