@@ -7,11 +7,12 @@ its own process, every call held ``--latency`` seconds):
 (b) baseline: the same events and handlers, then a 32-thread pool making one simple-salesforce
     call per record each event writes (what a user would write by hand);
 (c) the worker, default rules, against the test server: lapsed events plus complaints and
-    meetings of the same accounts in proportion;
+    meetings of the same accounts in proportion, run as production runs it, a ``winback run``
+    process measured from outside (``tests.bench_worker``: its own CPU and peak RSS);
 (c') the same with larger batches (``--large-batch``, WINBACK_BATCH_SIZE), for the calls per event;
 (d) the worker on the embedded CRM;
-then p50/p99 publish→commit with events offered at ``--rate`` per second to the worker on the
-test server. Ratios are what to read: the machine is shared, so absolute figures move.
+then p50/p99 publish→commit (to the worker's ``event_handled`` line) with events offered at
+``--rate`` per second to the worker on the test server. Ratios are what to read: the machine is shared, so absolute figures move.
 """
 
 from __future__ import annotations
@@ -19,35 +20,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pika
 import requests
 from simple_salesforce import Salesforce
 
-from handlers.actions import EventChange, PublishEvent
-from handlers.errors import WinbackError
+from handlers.actions import PublishEvent
 from handlers.events import parse_event
 from handlers.registry import handle
+from tests.bench_worker import Run, run_worker
 from tests.benchserver import account_id, contact_id
 from tests.integration.broker import channel, delete_all, new_names, require_broker
-from tests.integration.harness import lapsed, make_consumer, make_settings
+from tests.integration.harness import lapsed, make_settings
 from tests.sfserver.cast import ALICE
-from worker.crm.port import Crm, Snapshot
-from worker.crm.salesforce import SalesforceCrm
-from worker.logs import configure
 from worker.rules_source import load_rules
 from worker.settings import Settings
 from worker.topology import account_headers
@@ -64,6 +60,7 @@ class Row:
     in_flight: str = "-"
     cpu_ms: float | None = None
     server_cpu_s: float | None = None
+    peak_rss_mib: float | None = None
 
     @property
     def rate(self) -> float:
@@ -141,7 +138,7 @@ def publish(exchange: str, events: Sequence[dict[str, Any]], rate: float | None 
                 if wait > 0:
                     time.sleep(wait)  # pacing the offered load, not synchronisation
             if stamps is not None:
-                stamps[event["id"]] = time.monotonic()
+                stamps[event["id"]] = time.time()  # against the worker's log timestamps
             ch.basic_publish(exchange, event["type"], json.dumps(event).encode(),
                              pika.BasicProperties(delivery_mode=2, headers=account_headers(event)))
 
@@ -197,65 +194,37 @@ def _in_flight(figures: dict[str, Any]) -> str:
     return f"{figures['in_flight_mean']:.1f} / {figures['in_flight_max']}"
 
 
-class CommitClock:
-    """The CRM, noting when each event's writes were committed (for publish→commit).
-
-    Not a subclass of the ``Crm`` protocol: its methods' empty bodies would shadow the
-    delegation below (``step_states`` answering None)."""
-
-    def __init__(self, inner: Crm) -> None:
-        self.inner, self.name = inner, inner.name
-        self.committed: dict[str, float] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def load(self, account_ids: Collection[str], event_ids: Collection[str]) -> Snapshot:
-        return self.inner.load(account_ids, event_ids)
-
-    def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
-        errors = self.inner.apply(changes)
-        now = time.monotonic()
-        for change, error in zip(changes, errors, strict=True):
-            if error is None:
-                self.committed[change.event_id] = now
-        return errors
-
-
 def worker_run(label: str, count: int, latency: float | None, rate: float | None = None,
-               **overrides: Any) -> tuple[Row, CommitClock, dict[str, float]]:
+               **overrides: Any) -> tuple[Row, Run, dict[str, float]]:
+    """The worker as production runs it: a ``winback run`` process (``tests.bench_worker``), on
+    ``count`` events published before it starts, or offered at ``rate`` per second once it
+    consumes (then the publish times are returned, epoch seconds by event id)."""
     require_broker()
     names = new_names()
-    rules = load_rules(ROOT / "config" / "rules.yaml")
     stamps: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, _maybe_server(latency, count) as (info, figures):
         extra = _salesforce_settings(info) if info else {}
         # The worker's own batching defaults, not the integration tests' quicker ones.
-        defaults = {"batch_wait_ms": Settings.model_fields["batch_wait_ms"].default}
+        defaults = {"batch_wait_ms": Settings.model_fields["batch_wait_ms"].default,
+                    "rules": ROOT / "config" / "rules.yaml", "log_level": "info"}
         settings = make_settings(names, Path(tmp), log_format="json",
                                  **(defaults | extra | overrides))
-        inner = SalesforceCrm.from_settings(settings) if info else None
-        crm = CommitClock(inner) if inner else None
+        idle = run_worker(settings, Path(tmp) / "idle.log", timeout=300)  # start-up and exit
         events = events_for(count, settings.queue[-8:])
         if rate is None:
             publish(settings.exchange, events)
-        consumer, used, _ = make_consumer(settings, crm=cast(Crm, crm), handle=handle,
-                                          rules=rules)
-        clock = crm or CommitClock(used)
-        if rate is not None:
-            threading.Thread(target=publish, args=(settings.exchange, events, rate, stamps),
-                             daemon=True).start()
-        started, cpu = time.perf_counter(), time.process_time()
-        consumer.run(exit_when_idle=0.5)
-        elapsed = time.perf_counter() - started - 0.5
-        cpu = time.process_time() - cpu
-        used.close()
+        offer = None if rate is None else lambda: publish(settings.exchange, events, rate, stamps)
+        run = run_worker(settings, Path(tmp) / "worker.log", timeout=3600, once_consuming=offer)
     delete_all(names, settings.retry_delays)
+    missing = sum(1 for e in events if e["id"] not in run.handled)
+    if missing:
+        raise RuntimeError(f"{label}: {missing} of {count} events were not handled")
     calls = figures.get("api_calls")
-    row = Row(label, count, elapsed, calls / count if calls else None,
-              _in_flight(figures) if figures else "-", 1000 * cpu / count,
-              figures.get("cpu_seconds"))
-    return row, clock, stamps
+    row = Row(label, count, run.seconds, calls / count if calls else None,
+              _in_flight(figures) if figures else "-",
+              1000 * max(run.cpu_seconds - idle.cpu_seconds, 0.0) / count,
+              figures.get("cpu_seconds"), run.peak_rss_mib)
+    return row, run, stamps
 
 
 @contextmanager
@@ -283,7 +252,6 @@ def main() -> None:
     parser.add_argument("--large-batch", type=int, default=500,
                         help="WINBACK_BATCH_SIZE of the extra worker row (0: no extra row)")
     args = parser.parse_args()
-    _log_like_the_worker()
     print(f"winback bench: RabbitMQ on loopback, test server at {args.latency * 1000:.0f} ms/call, "
           f"{os.cpu_count()} cores\n", flush=True)
     rows = [ceiling(args.events), baseline(args.baseline_events, args.latency)]
@@ -293,36 +261,25 @@ def main() -> None:
                                args.latency, batch_size=args.large_batch)[0])
     rows.append(worker_run("(d) worker, embedded CRM", args.events, None)[0])
     offered = int(args.rate * args.rate_seconds)
-    _, clock, stamps = worker_run("latency", offered, args.latency, rate=args.rate)
-    delays = [clock.committed[e] - t for e, t in stamps.items() if e in clock.committed]
+    _, run, stamps = worker_run("latency", offered, args.latency, rate=args.rate)
+    delays = [run.handled[e] - t for e, t in stamps.items() if e in run.handled]
     _print(rows, args)
     print(f"\npublish→commit at {args.rate:.0f} events/s offered ({len(delays)} of {offered} committed): "
           f"p50 {1000 * _percentile(delays, 0.5):.0f} ms, p99 {1000 * _percentile(delays, 0.99):.0f} ms")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of the worker process (the bench itself): {peak:.0f} MiB")
-
-
-def _log_like_the_worker() -> None:
-    """The worker's own logging (a JSON line per message, at info), written to /dev/null: the
-    cost of logging is part of the worker's CPU, its lines are not for the reader of the table."""
-    stderr = sys.stderr
-    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the log's file for the whole run
-    try:
-        configure("json", "info")
-    finally:
-        sys.stderr = stderr
 
 
 def _print(rows: list[Row], args: argparse.Namespace) -> None:
     ceiling_rate, baseline_rate, worker_rate = rows[0].rate, rows[1].rate, rows[2].rate
     print("| run | events | events/s | API calls/event | requests in flight mean / max | "
-          "CPU ms/event | test server CPU s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "CPU ms/event | peak RSS MiB | test server CPU s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         calls = f"{r.api_calls:.3f}" if r.api_calls is not None else "-"
         cpu = f"{r.cpu_ms:.2f}" if r.cpu_ms is not None and r is not rows[0] else "-"
         server = f"{r.server_cpu_s:.1f}" if r.server_cpu_s is not None else "-"
-        print(f"| {r.label} | {r.events} | {r.rate:.0f} | {calls} | {r.in_flight} | {cpu} | {server} |")
+        rss = f"{r.peak_rss_mib:.0f}" if r.peak_rss_mib is not None else "-"
+        print(f"| {r.label} | {r.events} | {r.rate:.0f} | {calls} | {r.in_flight} | {cpu} | {rss} "
+              f"| {server} |")
     print(f"\nworker ÷ baseline: {worker_rate / baseline_rate:.1f}x   "
           f"worker ÷ ceiling: {worker_rate / ceiling_rate:.3f}")
 
