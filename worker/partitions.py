@@ -28,6 +28,8 @@ from typing import Any
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
+from worker.settle import ack_all
+
 OnMessage = Callable[[BlockingChannel, Any, Any, bytes], None]
 
 
@@ -102,14 +104,18 @@ class Partitions:
         part.last_delivery = self._clock()
         self._of_delivery[delivery_tag] = index
 
-    def ack(self, channel: BlockingChannel, delivery_tag: int, stopping: bool) -> None:
-        """Ack now, or withhold it while its partition is handed over (or the worker stops)."""
-        index = self._of_delivery.get(delivery_tag)
-        part = self._parts[index] if index is not None else None
-        if stopping or (part is not None and part.handing_over):
-            (part.withheld if part is not None else self._parts[0].withheld).append(delivery_tag)
-        else:
-            channel.basic_ack(delivery_tag)
+    def ack(self, channel: BlockingChannel, delivery_tags: Sequence[int], stopping: bool) -> None:
+        """Ack a batch's settled deliveries now (one flush for all), each but those withheld while
+        their partition is handed over (or the worker stops)."""
+        now: list[int] = []
+        for delivery_tag in delivery_tags:
+            index = self._of_delivery.get(delivery_tag)
+            part = self._parts[index] if index is not None else None
+            if stopping or (part is not None and part.handing_over):
+                (part.withheld if part is not None else self._parts[0].withheld).append(delivery_tag)
+            else:
+                now.append(delivery_tag)
+        ack_all(channel, now)
 
     def settled(self, delivery_tag: int) -> None:
         index = self._of_delivery.pop(delivery_tag, None)
@@ -146,8 +152,7 @@ class Partitions:
         if part.tag is not None:
             channel.basic_cancel(part.tag)
             self._of_tag.pop(part.tag, None)
-        for delivery_tag in part.withheld:
-            channel.basic_ack(delivery_tag)
+        ack_all(channel, part.withheld)
         part.withheld, part.handing_over, part.last_delivery = [], False, -math.inf
         self._subscribe(channel, index, on_message)  # at the back of the line: standing by
         self._log.info("partition_handed_over", partition=part.queue)
@@ -161,8 +166,7 @@ class Partitions:
     def ack_withheld(self, channel: BlockingChannel) -> int:
         count = 0
         for part in self._parts:
-            for delivery_tag in part.withheld:
-                channel.basic_ack(delivery_tag)
+            ack_all(channel, part.withheld)
             count += len(part.withheld)
             part.withheld = []
         return count

@@ -50,6 +50,7 @@ from worker.partitions import Partitions
 from worker.policy import Ack, Park, Pause, Retry
 from worker.processing import Delivery, ProcessingLanes
 from worker.settings import Settings
+from worker.settle import unflushed
 from worker.stop import StopToken
 from worker.topology import Topology, account_headers
 
@@ -104,7 +105,8 @@ class AmqpSession:
         self._on_partition: Any = None  # the pika callback of the current connection
         self._publisher: BlockingChannel | None = None  # in tx mode: a batch's messages, one commit
         self._last_settled = self._last_activity = self._loop_at = self._busy_since = time.monotonic()
-        self._settlers: dict[type, Callable[[BlockingChannel, Delivery, Any, Any], None]] = {
+        # Each says whether the delivery is acked (a paused one is kept unacknowledged).
+        self._settlers: dict[type, Callable[[Delivery, Any, Any], bool]] = {
             Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park,
             Pause: self._settle_pause}
         # The copy of the message a disposition sends before the ack: (queue, extra headers).
@@ -313,9 +315,6 @@ class AmqpSession:
         handled = self._partitions.ack_withheld(channel)
         self._log.info("partitions_handed_over", handled=handled, unfinished=self._in_flight)
 
-    def _ack(self, channel: BlockingChannel, tag: int) -> None:
-        self._partitions.ack(channel, tag, stopping=self._draining.is_set() and self._stop.is_set())
-
     def _hand_back(self, connection: BlockingConnection) -> None:
         """Pause (or a stop past its grace period): let the started batches settle while the
         ones not started stay unacknowledged, for the connection's close to return them."""
@@ -364,21 +363,25 @@ class AmqpSession:
             now = datetime.now(UTC)
             sent = sum(self._send(publisher, d, r, now) for d, r in zip(deliveries, results, strict=True))
             if sent:
-                publisher.tx_commit()
-            for delivery, result in zip(deliveries, results, strict=True):
-                log = self._log.bind(**result.log)
-                self._settlers[type(result.disposition)](channel, delivery, result, log)
+                publisher.tx_commit()  # the one flush of what the batch published
+            acked = [delivery.message.tag for delivery, result in zip(deliveries, results, strict=True)
+                     if self._settlers[type(result.disposition)](delivery, result,
+                                                                  self._log.bind(**result.log))]
+            stopping = self._draining.is_set() and self._stop.is_set()
+            self._partitions.ack(channel, acked, stopping=stopping)  # after the commit, one flush
         finally:
             for delivery in deliveries:
                 self._partitions.settled(delivery.message.tag)
             self._count_settled(len(deliveries))
 
     def _send(self, publisher: BlockingChannel, delivery: Delivery, result: Result, now: datetime) -> int:
-        """Publish (uncommitted) what settling ``delivery`` sends; returns how many messages."""
+        """Queue (uncommitted, unflushed: the commit sends them) what settling ``delivery`` sends;
+        returns how many messages."""
+        queue = unflushed(publisher)
         for event in result.publishes:
             # Outgoing events go to the exchange; timers to the delay tier they wait in next.
             exchange, routing_key = self._topology.route(event, now)
-            publisher.basic_publish(
+            queue.basic_publish(
                 exchange, routing_key, json.dumps(event.payload).encode(),
                 pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                      message_id=event.message_id, type=event.routing_key,
@@ -386,9 +389,9 @@ class AmqpSession:
         copy = self._copies.get(type(result.disposition))
         if copy is None:
             return len(result.publishes)
-        queue, headers = copy(delivery, result.disposition)
-        publisher.basic_publish("", queue, delivery.message.body,
-                                pika.BasicProperties(headers=delivery.headers | headers, delivery_mode=2))
+        name, headers = copy(delivery, result.disposition)
+        queue.basic_publish("", name, delivery.message.body,
+                            pika.BasicProperties(headers=delivery.headers | headers, delivery_mode=2))
         return len(result.publishes) + 1
 
     def _retry_copy(self, delivery: Delivery, retry: Retry) -> tuple[str, dict[str, Any]]:
@@ -404,7 +407,7 @@ class AmqpSession:
             "x-winback-parked-at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
-    def _settle_ack(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
+    def _settle_ack(self, delivery: Delivery, result: Result, log: Any) -> bool:
         for suppression in result.suppressed:
             log.info("action_suppressed", action=suppression.action, key=suppression.key,
                      rule_id=suppression.rule_id, reason=suppression.reason)
@@ -412,29 +415,29 @@ class AmqpSession:
         self._metrics.count(result.signals)
         log.info("event_handled")
         self._metrics.events.labels(outcome="handled").inc()
-        self._ack(channel, delivery.message.tag)
+        return True
 
-    def _settle_retry(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
+    def _settle_retry(self, delivery: Delivery, result: Result, log: Any) -> bool:
         retry: Retry = result.disposition  # type: ignore[assignment]  # the table picked Retry
         attempts = delivery.message.attempts + int(retry.spends_attempt)
         log.warning("event_retry_scheduled", delay=retry.delay, attempt=attempts,
                     held_back=not retry.spends_attempt)
         self._metrics.events.labels(outcome="retried").inc()
-        self._ack(channel, delivery.message.tag)
+        return True
 
-    def _settle_park(self, channel: BlockingChannel, delivery: Delivery, result: Result, log: Any) -> None:
+    def _settle_park(self, _delivery: Delivery, result: Result, log: Any) -> bool:
         park: Park = result.disposition  # type: ignore[assignment]  # the table picked Park
         log.error("event_parked", reason=park.reason)
         self._metrics.events.labels(outcome="parked").inc()
-        self._ack(channel, delivery.message.tag)
+        return True
 
-    def _settle_pause(self, _channel: BlockingChannel, delivery: Delivery, result: Result,
-                      _log: Any) -> None:
+    def _settle_pause(self, _delivery: Delivery, result: Result, _log: Any) -> bool:
         """Kept unacknowledged (no attempt spent), and consumption pauses: handing the partitions
         back returns it to its queue ahead of the account's later events (a nack now would put it
         behind them). One line is logged by the pause, not one per message."""
         self._metrics.events.labels(outcome="released").inc()
         self._on_pause(result.disposition, self)  # type: ignore[arg-type]  # the table picked Pause
+        return False
 
 
 def _broker_error(exc: BaseException) -> str:
