@@ -57,21 +57,43 @@ def limits_from(describes: Mapping[str, Mapping[str, Any] | None]) -> dict[tuple
     return limits
 
 
-def fit_body(sobject: str, body: dict[str, Any], limits: Limits) -> dict[str, Any]:
-    """A record body with each fitted text cut to its field."""
-    return {name: fit(value, limits[(sobject, name)])
-            if isinstance(value, str) and (sobject, name) in limits else value
-            for name, value in body.items()}
+class Fitting:
+    """``limits`` grouped by object, so fitting a record body looks at its fitted fields only."""
+
+    def __init__(self, limits: Limits) -> None:
+        by_object: dict[str, list[tuple[str, int]]] = {}
+        for (sobject, name), limit in limits.items():
+            by_object.setdefault(sobject, []).append((name, limit))
+        self._fields = {sobject: tuple(fields) for sobject, fields in by_object.items()}
+
+    def body(self, sobject: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``body``, or a copy of it with each text too long for its field cut to it."""
+        fitted = body
+        for name, limit in self._fields.get(sobject, ()):
+            value = body.get(name)
+            if isinstance(value, str) and len(value) > limit:
+                if fitted is body:
+                    fitted = dict(body)
+                fitted[name] = fit(value, limit)
+        return fitted
+
+
+STANDARD_FITTING = Fitting(STANDARD_LIMITS)
 
 
 def _fitted(action: Action, limits: Limits) -> Action:
     fields = _ACTION_FIELDS.get(type(action))
     if not fields:
         return action
-    return replace(action, **{attr: fit(getattr(action, attr), limits[target])  # type: ignore[arg-type]
-                              for attr, target in fields.items()})
+    # Nearly every text fits: the action itself then, not a copy (``replace`` is slow).
+    long = {attr: fit(text, limits[target]) for attr, target in fields.items()
+            if len(text := getattr(action, attr)) > limits[target]}
+    return replace(action, **long) if long else action  # type: ignore[arg-type]
 
 
 def fit_change(change: EventChange, limits: Limits = STANDARD_LIMITS) -> EventChange:
     """``change`` with every action's texts fitted to the fields they are written to."""
-    return replace(change, actions=tuple(_fitted(a, limits) for a in change.actions))
+    actions = tuple(_fitted(a, limits) for a in change.actions)
+    if all(new is old for new, old in zip(actions, change.actions, strict=True)):
+        return change
+    return replace(change, actions=actions)

@@ -44,10 +44,16 @@ class People:
 
 def _assigned(action: Action, people: People) -> Action:
     if isinstance(action, CreateTask | DraftEmail | ScheduleCheckIn | CreateCase):
-        return replace(action, owner_id=people.owner(action), assign=None)
+        owner = people.owner(action)
+        if owner == action.owner_id and action.assign is None:
+            return action  # already so: no copy (``replace`` costs more than the rest here)
+        return replace(action, owner_id=owner, assign=None)
     return action
 
 
 def assign_owners(change: EventChange, people: People) -> EventChange:
     """``change`` with every owner a person the CRM has (or None: the integration user)."""
-    return replace(change, actions=tuple(_assigned(a, people) for a in change.actions))
+    actions = tuple(_assigned(a, people) for a in change.actions)
+    if all(new is old for new, old in zip(actions, change.actions, strict=True)):
+        return change
+    return replace(change, actions=actions)

@@ -21,8 +21,10 @@ def iso(moment: datetime | None) -> str | None:
     """UTC, whole seconds, ``Z`` suffix: the one datetime text every adapter shows."""
     if moment is None:
         return None
-    # isoformat of the naive UTC time: the same text as strftime, at a third of its cost.
-    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    if moment.tzinfo is not UTC:  # a naive time is local time, as ``astimezone`` takes it
+        moment = moment.astimezone(UTC)
+    # The first 19 characters of isoformat: the same text as strftime, at a third of its cost.
+    return moment.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def _provenance(p: Provenance) -> dict[str, Any]:

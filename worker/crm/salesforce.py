@@ -31,7 +31,7 @@ from handlers.figures import Acknowledgements
 from handlers.rules.errors import ReferencesInvalidError
 from handlers.rules.ruleset import RuleSet
 from worker.crm import salesforce_records as sf
-from worker.crm.fitting import STANDARD_LIMITS, limits_from
+from worker.crm.fitting import STANDARD_FITTING, Fitting, limits_from
 from worker.crm.port import Record, Snapshot
 from worker.crm.salesforce_auth import Credentials, FixedToken, JwtBearer, Token
 from worker.crm.salesforce_client import SalesforceClient, http_session
@@ -58,7 +58,7 @@ class SalesforceCrm:
         self._retry = retry
         self._reader = Reader(client)
         self._known = threading.local()  # the Known of this lane's latest snapshot
-        self._limits = STANDARD_LIMITS  # the org's own lengths once ``check`` has described it
+        self._fitting = STANDARD_FITTING  # the org's own lengths once ``check`` has described it
         self._log = structlog.get_logger("winback.salesforce")
 
     @classmethod
@@ -93,7 +93,7 @@ class SalesforceCrm:
         found = problems(describes)
         if found:
             raise ConfigError("the Salesforce org is not ready: " + "; ".join(found) + f". {HINT}")
-        self._limits = limits_from(describes)
+        self._fitting = Fitting(limits_from(describes))
         self._log.info("salesforce_checked", api_remaining=self.client.allowance.remaining)
 
     def _describe(self) -> dict[str, dict[str, Any] | None]:
@@ -159,7 +159,7 @@ class SalesforceCrm:
         for index in wave:
             try:
                 graphs.append(build_graph(index, changes[index], self.client.data_path, existing,
-                                          self._limits))
+                                          self._fitting))
             except PermanentError as exc:
                 results[index] = exc
         _GraphWriter(self.client, results, known).write(graphs, self._retry)

@@ -28,7 +28,7 @@ from handlers.actions import (
 )
 from handlers.errors import CrmRejectedError, CrmUnavailableError, PlanConflictError, WinbackError
 from worker.crm import salesforce_records as sf
-from worker.crm.fitting import STANDARD_LIMITS, Limits, fit_body
+from worker.crm.fitting import STANDARD_FITTING, Fitting
 from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, outbox_json
 from worker.crm.salesforce_errors import HALTED, classify, first_error
@@ -69,26 +69,27 @@ class Graph:
 class _Nodes:
     """Collects one change's nodes, skipping records whose key is already in Salesforce."""
 
-    def __init__(self, data_path: str, existing: Existing, limits: Limits) -> None:
+    def __init__(self, data_path: str, existing: Existing, fitting: Fitting) -> None:
         self.items: list[dict[str, Any]] = []
-        self._limits = limits
-        self._path = data_path
+        self._fitting = fitting
+        self._objects = f"{data_path}/sobjects/"
         self._existing = existing
         self.people = existing.people
+        self._created: set[tuple[str, str]] = set()  # (object, key) of this change's creates
         self._checkins: dict[str, dict[str, Any]] = {}
 
-    def add(self, method: str, path: str, body: dict[str, Any], ref: str = "") -> None:
-        url = f"{self._path}/sobjects/{path}"
-        body = fit_body(path.split("/")[0], body, self._limits)
-        self.items.append({"method": method, "url": url, "referenceId": ref or f"n{len(self.items)}",
-                           "body": body})
+    def add(self, method: str, sobject: str, body: dict[str, Any], ref: str = "",
+            tail: str = "") -> None:
+        """A node writing ``body`` to ``sobject`` (``tail``: the record's path under it)."""
+        self.items.append({"method": method, "url": self._objects + sobject + tail,
+                           "referenceId": ref or f"n{len(self.items)}",
+                           "body": self._fitting.body(sobject, body)})
 
     def create(self, sobject: str, body: dict[str, Any]) -> None:
         key = body[sf.KEY]
-        if (sobject, key) in self._existing.keys or any(
-            n["body"].get(sf.KEY) == key and n["url"].endswith("/" + sobject) for n in self.items
-        ):
+        if (sobject, key) in self._existing.keys or (sobject, key) in self._created:
             return  # written before, by this event's earlier delivery or another event
+        self._created.add((sobject, key))
         self.add("POST", sobject, body)
         if sobject == "Event":
             self._checkins[key] = self.items[-1]["body"]  # the fitted body that is sent
@@ -100,20 +101,19 @@ class _Nodes:
     def set_status(self, key: str, action: SetCheckInStatus) -> None:
         if key in self._checkins:  # scheduled by this same change: create it with that status
             body = self._checkins[key]
-            body.update(fit_body("Event", sf.checkin_update(action, body.get("Subject")),
-                                 self._limits))
+            body.update(self._fitting.body("Event", sf.checkin_update(action, body.get("Subject"))))
         elif key in self._existing.event_ids:
             update = sf.checkin_update(action, self._existing.event_subjects.get(key))
-            self.add("PATCH", f"Event/{self._existing.event_ids[key]}", update)
+            self.add("PATCH", "Event", update, tail=f"/{self._existing.event_ids[key]}")
 
 
 def build_graph(index: int, change: EventChange, data_path: str, existing: Existing,
-                limits: Limits = STANDARD_LIMITS) -> Graph:
+                fitting: Fitting = STANDARD_FITTING) -> Graph:
     """The graph of one change: its ledger record first, then its writes in order.
 
-    Texts are fitted to the org's field lengths (``limits``), so none is refused as too long.
+    Texts are fitted to the org's field lengths (``fitting``), so none is refused as too long.
     """
-    nodes = _Nodes(data_path, existing, limits)
+    nodes = _Nodes(data_path, existing, fitting)
     change = assign_owners(change, existing.people)
     kept = outbox_json([Outgoing.of(p) for p in change.publishes])  # the outbox: see port.Outgoing
     ledger = sf.ledger_body(change.event_id, change.event_type, change.account_id, kept)
@@ -137,7 +137,7 @@ def _add_action(nodes: _Nodes, action: Action) -> None:
         nodes.add("POST", sf.LEDGER, marker, REVISION_REF)
         key = quote(plan.key, safe="")
         owner = nodes.people.usable(plan.owner_id)
-        nodes.add("PATCH", f"{sf.PLAN}/{sf.PLAN_KEY}/{key}", sf.plan_body(plan, owner))
+        nodes.add("PATCH", sf.PLAN, sf.plan_body(plan, owner), tail=f"/{sf.PLAN_KEY}/{key}")
         for position, suppression in action.new_suppressions:
             nodes.create(sf.SUPPRESSION, sf.suppression_body(plan, position, suppression))
     elif isinstance(action, CreateTask):

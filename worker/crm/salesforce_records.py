@@ -91,7 +91,8 @@ def is_salesforce_id(value: str | None) -> bool:
 
 
 def _provenance(plan_key: str, p: Provenance) -> dict[str, Any]:
-    return dict(zip(_PROVENANCE, (plan_key, p.event_id, p.rule_id, p.rules_version), strict=True))
+    return {"Winback_Plan_Key__c": plan_key, "Winback_Event_Id__c": p.event_id,  # _PROVENANCE
+            "Winback_Rule_Id__c": p.rule_id, "Winback_Rules_Version__c": p.rules_version}
 
 
 def _present(body: dict[str, Any]) -> dict[str, Any]:
