@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
 from tests.sfserver import SalesforceServer
 from tests.sfserver.cast import ALICE, CASE_QUEUE, LEAD_QUEUE, WON
@@ -99,3 +100,21 @@ def test_a_suppression_must_name_a_plan_that_exists_and_has_no_owner_of_its_own(
     with server.org.transaction() as tx:
         server.org.create(tx, "Winback_Suppression__c", {"Plan__r": {"Plan_Key__c": "A#1"}})
     assert [row["Plan__c"] for row in server.records("Winback_Suppression__c")] == [plan]
+
+
+@pytest.mark.parametrize(("content_type", "status"), [
+    ("application/json", 201), ("application/json; charset=UTF-8", 201),
+    (None, 415), ("application/x-www-form-urlencoded", 415), ("text/plain", 415),
+])
+def test_a_body_is_read_only_when_it_says_it_is_json(server: SalesforceServer,
+                                                     content_type: str | None, status: int) -> None:
+    headers = {"Authorization": f"Bearer {server.issue_token()}"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    reply = requests.post(f"{server.url}/services/data/v{server.api_version}/sobjects/Task",
+                          data=b'{"Subject":"Call them","WhatId":"%s"}' % WON.encode(),
+                          headers=headers, verify=str(server.ca_file), timeout=10)
+    assert reply.status_code == status
+    if status == 415:
+        assert reply.json()[0]["errorCode"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert len(server.records("Task")) == (status == 201)

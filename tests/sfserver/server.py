@@ -268,6 +268,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self.sf.login(form)
         if not self.sf.authorised(self.headers.get("Authorization")):
             return 401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if raw and media != "application/json":  # Salesforce takes XML too; no client sends it here
+            return 415, [{"message": "Content-Type header specified in HTTP request is not "
+                          f"supported: {media}", "errorCode": "UNSUPPORTED_MEDIA_TYPE"}]
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
