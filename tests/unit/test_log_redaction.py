@@ -16,3 +16,9 @@ def test_a_secret_looking_key_is_redacted_whatever_its_case(key: str) -> None:
 def test_other_keys_are_left_as_they_are() -> None:
     event = {"event": "event_handled", "event_id": "e1", "account_id": "001", "actions": 3}
     assert _redact(None, "info", dict(event)) == event
+
+
+def test_a_secret_looking_key_among_ordinary_ones_is_redacted_and_only_it() -> None:
+    event = {"event": "connected", "event_id": "e1", "amqp_url": "amqp://u:p@h", "actions": 3}
+    assert _redact(None, "info", event) == {"event": "connected", "event_id": "e1",
+                                            "amqp_url": "[redacted]", "actions": 3}
