@@ -92,12 +92,32 @@ class Metrics:
             "winback_crm_start_checks_failed", "Start-up CRM checks that found it unreachable.", registry=r
         )
 
+        self._labelled: dict[str, Counter] = {
+            "events": self.events, "suppressed": self.suppressed,
+            "timer_scheduled": self.timers_scheduled, "timer_fired": self.timers_fired,
+            "sla_breach": self.sla_breaches}  # the signals' names, for ``count``
+        # Children of labelled counters, looked up once (``labels`` takes a lock and builds a key):
+        # bounded as the counters' own children are, by the labels the code uses; made on first
+        # use, so a series appears only once it counts, as before.
+        self._children: dict[tuple[str, str], Any] = {}
+
     def count(self, signals: Sequence[Signal]) -> None:
         """The timer metrics of one handled event."""
-        counters = {"timer_scheduled": self.timers_scheduled, "timer_fired": self.timers_fired,
-                    "sla_breach": self.sla_breaches}
         for signal in signals:
-            counters[signal.name].labels(signal.label).inc()
+            self._child(signal.name, signal.label).inc()
+
+    def settled(self, outcome: str) -> None:
+        """One message settled: handled, retried, parked or released."""
+        self._child("events", outcome).inc()
+
+    def suppressed_action(self, action: str) -> None:
+        self._child("suppressed", action).inc()
+
+    def _child(self, metric: str, label: str) -> Any:
+        child = self._children.get((metric, label))
+        if child is None:
+            child = self._children[(metric, label)] = self._labelled[metric].labels(label)
+        return child
 
 
 Probe = Callable[[], tuple[bool, str]]

@@ -106,7 +106,7 @@ class AmqpSession:
         self._publisher: BlockingChannel | None = None  # in tx mode: a batch's messages, one commit
         self._last_settled = self._last_activity = self._loop_at = self._busy_since = time.monotonic()
         # Each says whether the delivery is acked (a paused one is kept unacknowledged).
-        self._settlers: dict[type, Callable[[Delivery, Any, Any], bool]] = {
+        self._settlers: dict[type, Callable[[Delivery, Any, dict[str, Any]], bool]] = {
             Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park,
             Pause: self._settle_pause}
         # The copy of the message a disposition sends before the ack: (queue, extra headers).
@@ -364,9 +364,10 @@ class AmqpSession:
             sent = sum(self._send(publisher, d, r, now) for d, r in zip(deliveries, results, strict=True))
             if sent:
                 publisher.tx_commit()  # the one flush of what the batch published
+            # Each line carries the result's fields as a bound logger would, without binding one
+            # per message (a call's own fields win over the result's, as over bound ones).
             acked = [delivery.message.tag for delivery, result in zip(deliveries, results, strict=True)
-                     if self._settlers[type(result.disposition)](delivery, result,
-                                                                  self._log.bind(**result.log))]
+                     if self._settlers[type(result.disposition)](delivery, result, result.log)]
             stopping = self._draining.is_set() and self._stop.is_set()
             self._partitions.ack(channel, acked, stopping=stopping)  # after the commit, one flush
         finally:
@@ -407,35 +408,36 @@ class AmqpSession:
             "x-winback-parked-at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
-    def _settle_ack(self, delivery: Delivery, result: Result, log: Any) -> bool:
+    def _settle_ack(self, _delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
         for suppression in result.suppressed:
-            log.info("action_suppressed", action=suppression.action, key=suppression.key,
-                     rule_id=suppression.rule_id, reason=suppression.reason)
-            self._metrics.suppressed.labels(action=suppression.action).inc()
+            self._log.info("action_suppressed", **(fields | {
+                "action": suppression.action, "key": suppression.key,
+                "rule_id": suppression.rule_id, "reason": suppression.reason}))
+            self._metrics.suppressed_action(suppression.action)
         self._metrics.count(result.signals)
-        log.info("event_handled")
-        self._metrics.events.labels(outcome="handled").inc()
+        self._log.info("event_handled", **fields)
+        self._metrics.settled("handled")
         return True
 
-    def _settle_retry(self, delivery: Delivery, result: Result, log: Any) -> bool:
+    def _settle_retry(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
         retry: Retry = result.disposition  # type: ignore[assignment]  # the table picked Retry
         attempts = delivery.message.attempts + int(retry.spends_attempt)
-        log.warning("event_retry_scheduled", delay=retry.delay, attempt=attempts,
-                    held_back=not retry.spends_attempt)
-        self._metrics.events.labels(outcome="retried").inc()
+        self._log.warning("event_retry_scheduled", **(fields | {
+            "delay": retry.delay, "attempt": attempts, "held_back": not retry.spends_attempt}))
+        self._metrics.settled("retried")
         return True
 
-    def _settle_park(self, _delivery: Delivery, result: Result, log: Any) -> bool:
+    def _settle_park(self, _delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
         park: Park = result.disposition  # type: ignore[assignment]  # the table picked Park
-        log.error("event_parked", reason=park.reason)
-        self._metrics.events.labels(outcome="parked").inc()
+        self._log.error("event_parked", **(fields | {"reason": park.reason}))
+        self._metrics.settled("parked")
         return True
 
-    def _settle_pause(self, _delivery: Delivery, result: Result, _log: Any) -> bool:
+    def _settle_pause(self, _delivery: Delivery, result: Result, _fields: dict[str, Any]) -> bool:
         """Kept unacknowledged (no attempt spent), and consumption pauses: handing the partitions
         back returns it to its queue ahead of the account's later events (a nack now would put it
         behind them). One line is logged by the pause, not one per message."""
-        self._metrics.events.labels(outcome="released").inc()
+        self._metrics.settled("released")
         self._on_pause(result.disposition, self)  # type: ignore[arg-type]  # the table picked Pause
         return False
 
