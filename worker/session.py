@@ -2,10 +2,10 @@
 
 The main thread owns the connection and only does AMQP work, so heartbeats keep flowing however
 slow the CRM is. Deliveries go to the processing side (``worker.processing``); its results come
-back through ``add_callback_threadsafe`` and are settled here, a batch at a time: every message
-the batch sends (outgoing events, timers, retry and parking copies) in one broker transaction,
-then the acks. A message is acked only after its CRM writes are committed and the broker has taken
-what it sends; anything not acked when the connection goes returns to the queue.
+back through ``add_callback_threadsafe`` and are settled here, a batch at a time (``worker.settle``:
+what the batch sends in one broker transaction, then the acks). A message is acked only after its
+CRM writes are committed and the broker has taken what it sends; anything not acked when the
+connection goes returns to the queue.
 
 The session consumes every partition queue (``Topology.partition_queues``); each has a single
 active consumer, so of several replicas the broker delivers a partition to one at a time. A hand-over
@@ -22,13 +22,11 @@ settled and whether the I/O loop is still turning.
 from __future__ import annotations
 
 import functools
-import json
 import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pika
@@ -47,14 +45,13 @@ from worker.amqp import connection_parameters
 from worker.dispatch import Message, Result
 from worker.metrics import Metrics
 from worker.partitions import Partitions
-from worker.policy import Ack, Park, Pause, Retry
+from worker.policy import Pause
 from worker.processing import Delivery, ProcessingLanes
 from worker.settings import Settings
-from worker.settle import unflushed
+from worker.settle import ATTEMPTS_HEADER, Settler
 from worker.stop import StopToken
-from worker.topology import Topology, account_headers
+from worker.topology import Topology
 
-ATTEMPTS_HEADER = "x-winback-attempts"
 PRECONDITION_FAILED = 406
 LOOP_TICK = 0.2  # seconds the I/O loop waits for frames before it looks at stop/pause again
 LOOP_STALLED_AFTER = 10.0  # an I/O loop silent this long is not alive
@@ -105,13 +102,8 @@ class AmqpSession:
         self._on_partition: Any = None  # the pika callback of the current connection
         self._publisher: BlockingChannel | None = None  # in tx mode: a batch's messages, one commit
         self._last_settled = self._last_activity = self._loop_at = self._busy_since = time.monotonic()
-        # Each says whether the delivery is acked (a paused one is kept unacknowledged).
-        self._settlers: dict[type, Callable[[Delivery, Any, dict[str, Any]], bool]] = {
-            Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park,
-            Pause: self._settle_pause}
-        # The copy of the message a disposition sends before the ack: (queue, extra headers).
-        self._copies: dict[type, Callable[[Delivery, Any], tuple[str, dict[str, Any]]]] = {
-            Retry: self._retry_copy, Park: self._park_copy}
+        self._settler = Settler(settings.parking_queue, topology, metrics, self._partitions,
+                                lambda pause: self._on_pause(pause, self))
         self.connections_opened = 0
         metrics.in_flight.set_function(lambda: float(self._in_flight))
         self._started = False
@@ -357,89 +349,12 @@ class AmqpSession:
         if generation != self._generation or channel is None or publisher is None:
             return  # that connection is gone: the broker redelivers; the CRM ledger dedupes
         try:
-            # One commit for the batch, not one confirm per message: a burst of timers coming back
-            # to wait again settled several times slower one by one, and held up the due ones
-            # behind it. The commit hands the broker every message before any ack.
-            now = datetime.now(UTC)
-            sent = sum(self._send(publisher, d, r, now) for d, r in zip(deliveries, results, strict=True))
-            if sent:
-                publisher.tx_commit()  # the one flush of what the batch published
-            # Each line carries the result's fields as a bound logger would, without binding one
-            # per message (a call's own fields win over the result's, as over bound ones).
-            acked = [delivery.message.tag for delivery, result in zip(deliveries, results, strict=True)
-                     if self._settlers[type(result.disposition)](delivery, result, result.log)]
             stopping = self._draining.is_set() and self._stop.is_set()
-            self._partitions.ack(channel, acked, stopping=stopping)  # after the commit, one flush
+            self._settler.settle(channel, publisher, deliveries, results, stopping)
         finally:
             for delivery in deliveries:
                 self._partitions.settled(delivery.message.tag)
             self._count_settled(len(deliveries))
-
-    def _send(self, publisher: BlockingChannel, delivery: Delivery, result: Result, now: datetime) -> int:
-        """Queue (uncommitted, unflushed: the commit sends them) what settling ``delivery`` sends;
-        returns how many messages."""
-        queue = unflushed(publisher)
-        for event in result.publishes:
-            # Outgoing events go to the exchange; timers to the delay tier they wait in next.
-            exchange, routing_key = self._topology.route(event, now)
-            queue.basic_publish(
-                exchange, routing_key, json.dumps(event.payload).encode(),
-                pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                     message_id=event.message_id, type=event.routing_key,
-                                     headers=account_headers(event.payload)))
-        copy = self._copies.get(type(result.disposition))
-        if copy is None:
-            return len(result.publishes)
-        name, headers = copy(delivery, result.disposition)
-        queue.basic_publish("", name, delivery.message.body,
-                            pika.BasicProperties(headers=delivery.headers | headers, delivery_mode=2))
-        return len(result.publishes) + 1
-
-    def _retry_copy(self, delivery: Delivery, retry: Retry) -> tuple[str, dict[str, Any]]:
-        return self._topology.retry_queue(retry.tier), {
-            ATTEMPTS_HEADER: delivery.message.attempts + int(retry.spends_attempt),
-            "x-winback-last-error": retry.reason[:1000]}
-
-    def _park_copy(self, delivery: Delivery, park: Park) -> tuple[str, dict[str, Any]]:
-        return self._settings.parking_queue, {
-            "x-winback-error": park.error,
-            "x-winback-reason": park.reason[:4000],
-            "x-winback-routing-key": delivery.message.routing_key,
-            "x-winback-parked-at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-
-    def _settle_ack(self, _delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
-        for suppression in result.suppressed:
-            self._log.info("action_suppressed", **(fields | {
-                "action": suppression.action, "key": suppression.key,
-                "rule_id": suppression.rule_id, "reason": suppression.reason}))
-            self._metrics.suppressed_action(suppression.action)
-        self._metrics.count(result.signals)
-        self._log.info("event_handled", **fields)
-        self._metrics.settled("handled")
-        return True
-
-    def _settle_retry(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
-        retry: Retry = result.disposition  # type: ignore[assignment]  # the table picked Retry
-        attempts = delivery.message.attempts + int(retry.spends_attempt)
-        self._log.warning("event_retry_scheduled", **(fields | {
-            "delay": retry.delay, "attempt": attempts, "held_back": not retry.spends_attempt}))
-        self._metrics.settled("retried")
-        return True
-
-    def _settle_park(self, _delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
-        park: Park = result.disposition  # type: ignore[assignment]  # the table picked Park
-        self._log.error("event_parked", **(fields | {"reason": park.reason}))
-        self._metrics.settled("parked")
-        return True
-
-    def _settle_pause(self, _delivery: Delivery, result: Result, _fields: dict[str, Any]) -> bool:
-        """Kept unacknowledged (no attempt spent), and consumption pauses: handing the partitions
-        back returns it to its queue ahead of the account's later events (a nack now would put it
-        behind them). One line is logged by the pause, not one per message."""
-        self._metrics.settled("released")
-        self._on_pause(result.disposition, self)  # type: ignore[arg-type]  # the table picked Pause
-        return False
 
 
 def _broker_error(exc: BaseException) -> str:
