@@ -31,6 +31,7 @@ from worker.dispatch import Message, Processor, Result
 from worker.metrics import Metrics
 from worker.policy import Retry
 from worker.stop import StopToken
+from worker.topology import ACCOUNT_HEADER
 
 BACKOFF_FIRST = 0.5  # seconds a lane waits after a batch that failed as a whole; doubles
 BACKOFF_MAX = 10.0
@@ -117,6 +118,17 @@ class _Lane:
         return batch
 
 
+def lane_of(delivery: Delivery, lanes: int) -> int:
+    """The lane of a delivery's account. The account header, which chose its partition, saves
+    reading the whole body on the main thread (where every delivery passes); a message without
+    one (published by hand) is peeked at. A header naming another account than the body already
+    sent the message to that account's partition: its lane follows the partition."""
+    account = delivery.headers.get(ACCOUNT_HEADER)
+    if not isinstance(account, str) or not account:
+        account = peek_ids(delivery.message.body).get("account_id", "")
+    return zlib.crc32(account.encode()) % lanes
+
+
 def batch_limits(waiting: int, size: int, wait: float) -> tuple[int, float]:
     """How many deliveries the next batch may take and how long it may wait for more, given how
     many wait in the lane (the first one included).
@@ -161,8 +173,7 @@ class ProcessingLanes:
 
     def submit(self, delivery: Delivery) -> None:
         """Main thread: route by account, so an account's events never overtake each other."""
-        account = peek_ids(delivery.message.body).get("account_id", "")
-        index = zlib.crc32(account.encode()) % len(self._lanes) if len(self._lanes) > 1 else 0
+        index = lane_of(delivery, len(self._lanes)) if len(self._lanes) > 1 else 0
         self._lanes[index].inbox.put(delivery)
 
     def unstarted(self) -> list[Delivery]:
