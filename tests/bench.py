@@ -12,7 +12,8 @@ its own process, every call held ``--latency`` seconds):
 (c') the same with larger batches (``--large-batch``, WINBACK_BATCH_SIZE), for the calls per event;
 (d) the worker on the embedded CRM;
 then p50/p99 publish→commit (to the worker's ``event_handled`` line) with events offered at
-``--rate`` per second to the worker on the test server. Ratios are what to read: the machine is shared, so absolute figures move.
+``--rate`` per second to the worker on the test server. Ratios are what to read: the machine is
+shared, so absolute figures move.
 """
 
 from __future__ import annotations

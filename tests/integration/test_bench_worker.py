@@ -30,7 +30,8 @@ def test_the_runner_sees_every_event_handled_with_the_process_own_cpu_and_memory
     finally:
         delete_all(names, settings.retry_delays)
     assert set(run.handled) == {e["id"] for e in events}
-    assert run.consuming_at > 0 and run.seconds > 0
+    assert run.consuming_at > 0
+    assert run.seconds > 0
     assert all(at >= run.consuming_at for at in run.handled.values())
     assert run.cpu_seconds > 0.1  # a Python process that imported pika, pydantic and Jinja
     assert run.peak_rss_mib > 20
