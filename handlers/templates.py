@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, select_autoescape
+from jinja2 import StrictUndefined, Template, TemplateError, nodes, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from handlers.errors import RuleError
@@ -23,17 +23,41 @@ def _environment(html: bool) -> ImmutableSandboxedEnvironment:
     )
 
 
-def _compiled(env: ImmutableSandboxedEnvironment, source: str) -> Template | str:
+@dataclass(frozen=True)
+class _Compiled:
+    """A compiled text, and whether it names any of Jinja's globals (``range``, ``dict``...)."""
+
+    template: Template
+    uses_globals: bool
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        # ``Template.render`` copies the context twice (into a dict, then merged with the
+        # globals) before every render; nine renders an event made that a large part of the
+        # handler. Rendering only reads the context it is given (``{% set %}`` writes to the
+        # render's own Context), so a text that names no global renders on the caller's dict.
+        template = self.template
+        env = template.environment
+        parent = {**template.globals, **context} if self.uses_globals else context
+        ctx = template.new_context(parent if isinstance(parent, dict) else dict(parent), shared=True)
+        try:
+            return env.concat(template.root_render_func(ctx)).strip()
+        except Exception:  # noqa: BLE001 - re-raised by handle_exception, as Template.render does
+            env.handle_exception()  # its traceback rewritten to the template's lines
+
+
+def _compiled(env: ImmutableSandboxedEnvironment, source: str) -> _Compiled | str:
     # A text without any tag, expression or comment renders as itself (stripped, as every
     # render is): nothing to run. "\r" stays with Jinja, which rewrites line endings.
     if not any(mark in source for mark in ("{{", "{%", "{#", "\r")):
         return source.strip()
-    template = env.from_string(source)
-    # Each render merges the globals into a new context; from a plain dict, not the ChainMap
-    # over the environment's globals Jinja keeps, that is a fraction of the cost (~10% of a
-    # handler's time). The environment's globals never change after start-up.
+    parsed = env.parse(source)
+    # Every name the text mentions, locals too: a superset of what it may look up.
+    names = {node.name for node in parsed.find_all(nodes.Name)}
+    template = env.from_string(parsed)
+    # The environment's globals never change after start-up: a plain dict of them, not the
+    # ChainMap Jinja keeps, is cheaper to merge.
     template.globals = dict(template.globals)
-    return template
+    return _Compiled(template, uses_globals=not names.isdisjoint(template.globals))
 
 
 @dataclass(frozen=True)
@@ -70,13 +94,13 @@ class Templates:
     ) -> str:
         try:
             template = self._compile(env, source)
-            return template if isinstance(template, str) else template.render(context).strip()
+            return template if isinstance(template, str) else template.render(context)
         except TemplateError as exc:
             raise RuleError(f"{name}: {exc}") from exc
 
-    def _compile(self, env: ImmutableSandboxedEnvironment, source: str) -> Template | str:
+    def _compile(self, env: ImmutableSandboxedEnvironment, source: str) -> _Compiled | str:
         """The compiled template, or the text itself when it has no Jinja syntax at all."""
-        cache: dict[tuple[int, str], Template | str] = self._compiled  # type: ignore[attr-defined]
+        cache: dict[tuple[int, str], _Compiled | str] = self._compiled  # type: ignore[attr-defined]
         key = (id(env), source)
         template = cache.get(key)
         if template is None:  # two threads may both compile once; the result is the same

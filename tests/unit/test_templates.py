@@ -43,3 +43,14 @@ def test_a_misspelt_variable_is_still_an_error_on_every_render() -> None:
 
 def test_a_constant_file_renders_as_its_text_stripped() -> None:
     assert Templates(FILES).render_file("note.txt.j2", {}) == "Plain words, nothing to fill in."
+
+
+def test_a_set_in_one_render_is_neither_written_to_the_context_nor_seen_by_the_next() -> None:
+    templates, context = Templates(), {"name": "Ada"}
+    assert templates.render_string("{% set name = 'Bob' %}{{ name }}", context) == "Bob"
+    assert templates.render_string("Call {{ name }}", context) == "Call Ada"
+    assert context == {"name": "Ada"}
+
+
+def test_a_context_value_wins_over_a_jinja_global_of_the_same_name() -> None:
+    assert Templates().render_string("{{ range }}", {"range": "all"}) == "all"
