@@ -7,7 +7,7 @@ checker and the handlers can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -105,24 +105,42 @@ def per_action(text: TextKind, **values: Any) -> dict[str, Any]:
     return values
 
 
+def _last_movement(plan: Plan) -> int | None:
+    moved = [m.movement for m in plan.meetings if m.movement is not None]
+    return moved[-1] if moved else None
+
+
+# How each summary is worked out, in ``PLAN_SUMMARIES`` order.
+_SUMMARIES: Mapping[str, Callable[[Plan], Any]] = {
+    "is_open": lambda plan: plan.is_open,
+    "checkins_done": lambda plan: plan.checkins_done,
+    "checkins_pending": lambda plan: len(plan.pending_checkins),
+    "last_sentiment": lambda plan: plan.last_sentiment,
+    "last_movement": _last_movement,
+    "complaint_count": lambda plan: len(plan.complaints),
+    "meeting_count": lambda plan: len(plan.meetings),
+    "timers_pending": lambda plan: len(plan.pending_timers),
+    "breach_count": lambda plan: len(plan.breaches),
+}
+
+
+def _plan_value(plan: Plan, name: str) -> Any:
+    summary = _SUMMARIES.get(name)
+    if summary is not None:
+        return summary(plan)
+    value = getattr(plan, name)
+    return list(value) if isinstance(value, tuple) else value
+
+
 def plan_view(plan: Plan) -> dict[str, Any]:
     """The plan as plain values under ``PLAN_NAMES``: tuples become lists, records summaries."""
+    fields = plan.__dict__  # the validated field values, read without pydantic's attribute hook
     view: dict[str, Any] = {}
     for name in PLAN_FIELDS:
-        value = getattr(plan, name)
+        value = fields[name]
         view[name] = list(value) if isinstance(value, tuple) else value
-    meetings_with_movement = [m.movement for m in plan.meetings if m.movement is not None]
-    view.update(
-        is_open=plan.is_open,
-        checkins_done=plan.checkins_done,
-        checkins_pending=len(plan.pending_checkins),
-        last_sentiment=plan.last_sentiment,
-        last_movement=meetings_with_movement[-1] if meetings_with_movement else None,
-        complaint_count=len(plan.complaints),
-        meeting_count=len(plan.meetings),
-        timers_pending=len(plan.pending_timers),
-        breach_count=len(plan.breaches),
-    )
+    for name, summary in _SUMMARIES.items():
+        view[name] = summary(plan)
     return view
 
 
@@ -141,11 +159,42 @@ def _blank_to_none(value: Any) -> Any:
 _ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+_PLAN_KEYS: tuple[str, ...] = tuple(f"plan.{name}" for name in PLAN_NAMES)
+_PLAN_KEY_SET: frozenset[str] = frozenset(_PLAN_KEYS)
+
+
+class _Conditions(Mapping[str, Any]):
+    """One event's condition context against one plan: the event's part is built once per
+    event, and each ``plan.<name>`` is read from the plan only when a rule tests it (the rules
+    test a few of the ~36, and the plan changes with every write). A ``plan.<name>`` wins over an
+    event field of the same name, and the names iterate in the order a merged dict would have."""
+
+    def __init__(self, event_part: Mapping[str, Any], plan: Plan) -> None:
+        self._event = event_part
+        self.plan = plan
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _PLAN_KEY_SET:
+            return self._event[name]
+        if name not in self._read:
+            self._read[name] = _blank_to_none(_plan_value(self.plan, name[len("plan."):]))
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._event
+        yield from (name for name in _PLAN_KEYS if name not in self._event)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class EventContexts:
     """The condition and template contexts of one event, built once per event, not per rule and
     action: the event's parts (one ``model_dump``, derived facts, settings) at construction, the
-    plan's parts again only when the run hands in a different plan (after a write). The dicts
-    handed out are shared between rules: callers read them and never modify them."""
+    plan's parts again only when the run hands in a different plan (after a write), and for the
+    conditions only the ``plan.<name>`` a rule tests. What is handed out is shared between rules:
+    callers read it and never modify it."""
 
     def __init__(self, event: Event, settings: RuleSettings, now: datetime,
                  derived: Mapping[str, Any]) -> None:
@@ -159,33 +208,33 @@ class EventContexts:
         self._about = {"event": data, "event_id": event.id, "event_type": event.type,
                        "event_time": event.time, "now": now, "settings": settings.model_dump(),
                        "sla_minutes": settings.sla_minutes}
-        self._plan: Plan | None = None
-        self._built: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        self._conditions: _Conditions | None = None
+        self._templates: tuple[Plan | None, dict[str, Any]] = (None, {})
 
-    def condition(self, plan: Plan) -> dict[str, Any]:
+    def condition(self, plan: Plan) -> Mapping[str, Any]:
         """Event data fields (extra CRM fields too), derived facts, and ``plan.<name>``."""
-        return self._for(plan)[0]
+        conditions = self._conditions
+        if conditions is None or plan is not conditions.plan:
+            conditions = self._conditions = _Conditions(self._condition, plan)
+        return conditions
 
     def template(self, plan: Plan) -> dict[str, Any]:
         """Top-level variables every text has: exactly ``template_variables(event.type)``.
 
         The realiser adds each text's ``per_action`` variables, so none is there where it means
         nothing."""
-        return self._for(plan)[1]
-
-    def _for(self, plan: Plan) -> tuple[dict[str, Any], dict[str, Any]]:
-        if plan is not self._plan:
-            view = plan_view(plan)
-            condition = self._condition | {f"plan.{k}": _blank_to_none(v) for k, v in view.items()}
-            template = {**self._template, **_resolved(self._data, plan), **self._about, "plan": view}
-            self._plan, self._built = plan, (condition, template)
-        return self._built
+        built_for, template = self._templates
+        if plan is not built_for:
+            template = {**self._template, **_resolved(self._data, plan), **self._about,
+                        "plan": plan_view(plan)}
+            self._templates = (plan, template)
+        return template
 
 
 def condition_context(event: Event, plan: Plan, derived: Mapping[str, Any]) -> dict[str, Any]:
     """One event's condition context, for callers that need it once (see ``EventContexts``)."""
     # Conditions read neither the settings nor the time: any will do.
-    return EventContexts(event, RuleSettings(), _ANY_TIME, derived).condition(plan)
+    return dict(EventContexts(event, RuleSettings(), _ANY_TIME, derived).condition(plan))
 
 
 def _resolved(data: Mapping[str, Any], plan: Plan) -> dict[str, Any]:

@@ -122,13 +122,15 @@ def _checkin(scope: Scope, action: ScheduleCheckInsAction, slot: int, start_at: 
              ) -> Candidate:
     spec = action.schedule_checkins
     key = f"{scope.plan.key}:checkin:{slot}"
-    values = {"checkin": {"slot": slot, "start_at": start_at}, "due_at": start_at}
+    values = scope.values_for("check_in", checkin={"slot": slot, "start_at": start_at},
+                              due_at=start_at)
+    templates = scope.rules.templates
     owner = resolve_owner(spec.owner, scope)
     event = ScheduleCheckIn(
         key=key, plan_key=scope.plan.key, account_id=scope.plan.account_id, slot=slot,
         start_at=start_at, duration_minutes=spec.duration_minutes,
-        subject=scope.text(spec.subject, "check_in", **values),
-        description=scope.text(spec.description or "", "check_in", **values),
+        subject=templates.render_string(spec.subject, values),
+        description=templates.render_string(spec.description or "", values),
         owner_id=owner.owner_id, assign=owner.relation, provenance=scope.provenance,
         contact_id=scope.values.get("contact_id"),
     )

@@ -64,12 +64,16 @@ class Scope:
         label = [self.label] if self.label else []
         return ":".join([self.plan.key, spec, *([scope] if scope else []), *label, *parts])
 
+    def values_for(self, kind: TextKind = "message", **extra: Any) -> Mapping[str, Any]:
+        """The context a ``kind`` text renders with: built once for all of an action's texts."""
+        per = per_action(kind, **extra)
+        return {**self.values, **per} if per else self.values
+
     def text(self, source: str, kind: TextKind = "message", **extra: Any) -> str:
-        values = {**self.values, **per_action(kind, **extra)}
-        return self.rules.templates.render_string(source, values)
+        return self.rules.templates.render_string(source, self.values_for(kind, **extra))
 
     def file(self, name: str, kind: TextKind = "message", **extra: Any) -> str:
-        return self.rules.templates.render_file(name, {**self.values, **per_action(kind, **extra)})
+        return self.rules.templates.render_file(name, self.values_for(kind, **extra))
 
     def due(self, duration: Duration) -> datetime:
         return self.anchor + duration.to_timedelta(self.rules.settings.sla_minutes)
@@ -111,15 +115,16 @@ def build_task(scope: Scope, spec: TaskSpec, key: str, kind: TextKind = "task", 
                ) -> CreateTask:
     """The one task ``spec`` describes, under ``key``; its texts are rendered as ``kind``."""
     due_at = scope.due(spec.due_in)
-    extra = {"due_at": due_at, **extra}
+    values = scope.values_for(kind, due_at=due_at, **extra)
+    templates = scope.rules.templates
     if spec.template:
-        description = scope.file(spec.template, kind, **extra)
+        description = templates.render_file(spec.template, values)
     else:
-        description = scope.text(spec.description or "", kind, **extra)
+        description = templates.render_string(spec.description or "", values)
     owner = resolve_owner(spec.owner, scope)
     return CreateTask(
         key=key, plan_key=scope.plan.key, account_id=scope.plan.account_id, kind=spec.kind,
-        subject=scope.text(spec.subject, kind, **extra), description=description,
+        subject=templates.render_string(spec.subject, values), description=description,
         owner_id=owner.owner_id, assign=owner.relation, due_at=due_at, priority=spec.priority,
         provenance=scope.provenance, contact_id=scope.values.get("contact_id"),
         reminder_at=due_at if spec.reminder else None,

@@ -1,0 +1,57 @@
+"""One event's contexts: the condition context reads each ``plan.<name>`` from the plan it is
+built for, exactly as the merged dict it replaces would, and follows the plan as the run writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.context import PLAN_NAMES, EventContexts, plan_view
+from handlers.plan import Plan
+from handlers.registry import handle
+from handlers.rules.model import RuleSettings
+from tests.unit.rulesets import default_rules, lapsed, later, plan_of
+
+NOW = datetime(2026, 11, 2, 9, 5, tzinfo=UTC)
+
+
+def _opened() -> Plan:
+    event = lapsed()
+    return plan_of(handle(event, None, default_rules(), later(event)))
+
+
+def _merged(data: dict[str, Any], derived: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The condition context as one dict: data, derived facts, then the plan's names."""
+    def blank(value: Any) -> Any:
+        return None if isinstance(value, list | tuple) and not value else value
+    merged = {k: blank(v) for k, v in {**data, **derived}.items()}
+    merged.update({f"plan.{k}": blank(v) for k, v in plan_view(plan).items()})
+    return merged
+
+
+def test_the_condition_context_reads_as_the_merged_dict_in_the_same_order() -> None:
+    event, plan = lapsed(competitor="Contoso", **{"plan.stage": "won"}), _opened()
+    context = EventContexts(event, RuleSettings(), NOW, {"plan_reused": True}).condition(plan)
+    expected = _merged(event.data.model_dump(), {"plan_reused": True}, plan)
+    assert list(context) == list(expected)
+    assert {name: context.get(name) for name in context} == expected
+    assert context.get("plan.stage") == plan.stage  # the plan wins over an event field
+    assert context.get("plan.no_such_field") is None
+    assert context.get("competitor") == "Contoso"
+
+
+def test_the_condition_context_follows_a_plan_the_run_wrote() -> None:
+    plan = _opened()
+    contexts = EventContexts(lapsed(), RuleSettings(), NOW, {"plan_reused": False})
+    assert contexts.condition(plan).get("plan.complaint_count") == 0
+    assert contexts.condition(plan).get("plan.complaints") is None  # empty counts as missing
+    written = plan.model_copy(update={"complaints": ("CMP-1",), "stage": "lost"})
+    after = contexts.condition(written)
+    assert after.get("plan.complaint_count") == 1
+    assert after.get("plan.complaints") == ["CMP-1"]
+    assert after.get("plan.is_open") is False
+    assert contexts.condition(plan).get("plan.is_open") is True
+
+
+def test_the_plan_view_names_every_plan_name_in_catalogue_order() -> None:
+    assert tuple(plan_view(_opened())) == PLAN_NAMES
