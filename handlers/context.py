@@ -162,7 +162,6 @@ _ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 _PLAN_KEYS: tuple[str, ...] = tuple(f"plan.{name}" for name in PLAN_NAMES)
 _PLAN_KEY_SET: frozenset[str] = frozenset(_PLAN_KEYS)
 
-
 class _Conditions(Mapping[str, Any]):
     """One event's condition context against one plan: the event's part is built once per
     event, and each ``plan.<name>`` is read from the plan only when a rule tests it (the rules
@@ -197,7 +196,10 @@ class EventContexts:
     callers read it and never modify it."""
 
     def __init__(self, event: Event, settings: RuleSettings, now: datetime,
-                 derived: Mapping[str, Any]) -> None:
+                 derived: Mapping[str, Any], settings_view: Mapping[str, Any] | None = None
+                 ) -> None:
+        """``settings_view`` is ``settings.model_dump()`` when the caller holds it already (a
+        ``RuleSet`` dumps its settings once)."""
         _check_derived(event, derived)
         data = event.data.model_dump()
         self._data = data
@@ -206,7 +208,8 @@ class EventContexts:
         self._template: dict[str, Any] = {
             **{name: data[name] for name in DATA_MODELS[event.type].model_fields}, **derived}
         self._about = {"event": data, "event_id": event.id, "event_type": event.type,
-                       "event_time": event.time, "now": now, "settings": settings.model_dump(),
+                       "event_time": event.time, "now": now,
+                       "settings": settings.model_dump() if settings_view is None else settings_view,
                        "sla_minutes": settings.sla_minutes}
         self._conditions: _Conditions | None = None
         self._templates: tuple[Plan | None, dict[str, Any]] = (None, {})
@@ -261,8 +264,11 @@ def anchor_time(event: Event, now: datetime) -> datetime:
     A complaint's SLA runs from ``logged_at`` and a meeting's follow-ups from ``held_at``, so a
     late or replayed delivery produces the same dates; otherwise the event's time, then ``now``.
     """
+    data = event.data
+    fields = type(data).model_fields
     for name in ("logged_at", "held_at"):
-        moment = getattr(event.data, name, None)
+        # getattr(data, name, None), without pydantic's slow path for a name a model lacks.
+        moment = getattr(data, name) if name in fields else (data.model_extra or {}).get(name)
         if isinstance(moment, datetime):
             return moment
     return event.time or now

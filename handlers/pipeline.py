@@ -149,7 +149,8 @@ def offer_all(event: Event, plan: Plan, rules: RuleSet, now: datetime, rule_id: 
               ) -> tuple[list[Action], Plan, list[Suppression]]:
     """Offer each step's candidates, each step realised on the plan the previous ones left: how a
     timer runs a deadline's ``then`` outside the rules' ``when`` (``handlers.timer``)."""
-    run = _Run(event, rules, now, {}, plan, EventContexts(event, rules.settings, now, {}), at)
+    contexts = EventContexts(event, rules.settings, now, {}, rules.settings_view)
+    run = _Run(event, rules, now, {}, plan, contexts, at)
     for step in steps:
         for candidate in step(run.plan):
             run.offer(rule_id, candidate, at)
@@ -162,8 +163,9 @@ def run_rules(event: Event, before: Plan | None, plan: Plan, rules: RuleSet, now
     ``suppressed`` are what the handler already held back (a new plan, in the cool-off)."""
     for note in doubtful_fields(event.data):
         plan = record(plan, event, rules, now, METHOD, note)
-    run = _Run(event, rules, now, derived, plan, EventContexts(event, rules.settings, now, derived),
-               anchor_time(event, now), suppressed=list(suppressed))
+    contexts = EventContexts(event, rules.settings, now, derived, rules.settings_view)
+    run = _Run(event, rules, now, derived, plan, contexts, anchor_time(event, now),
+               suppressed=list(suppressed))
     stopped_by: str | None = None
     for rule in rules.rules_for(event.type):
         if stopped_by is not None:

@@ -34,6 +34,7 @@ from handlers.plan import CheckIn, Plan, Timer
 from handlers.rules.model import (
     ActionSpec,
     AddToSurveyAction,
+    ApologySpec,
     ClosePlanAction,
     CreateTaskAction,
     DraftApologyAction,
@@ -70,6 +71,17 @@ def _plain_text(scope: Scope, html_template: str, html: str) -> str:
     return Markup(html).striptags()  # noqa: S704 - html is our own autoescaped render
 
 
+def _apology_tasks(spec: ApologySpec) -> tuple[TaskSpec, TaskSpec]:
+    """The review task a draft comes with, and the note written instead of a second apology."""
+    review = TaskSpec(kind="review", subject=spec.review_subject,
+                      description=spec.review_description, owner=spec.owner,
+                      due_in=spec.review_due_in, priority="high")
+    note = TaskSpec(kind="note", subject=spec.acknowledgement_subject,
+                    description=spec.acknowledgement_description, owner=spec.owner,
+                    due_in=spec.review_due_in)
+    return review, note
+
+
 def draft_apology(scope: Scope, action: DraftApologyAction) -> list[Candidate]:
     spec = action.draft_apology
     key = f"{scope.plan.key}:apology"
@@ -83,12 +95,7 @@ def draft_apology(scope: Scope, action: DraftApologyAction) -> list[Candidate]:
         provenance=scope.provenance, to_address=scope.values.get("contact_email"),
         contact_id=scope.values.get("contact_id"),
     )
-    review = TaskSpec(kind="review", subject=spec.review_subject,
-                      description=spec.review_description, owner=spec.owner,
-                      due_in=spec.review_due_in, priority="high")
-    note = TaskSpec(kind="note", subject=spec.acknowledgement_subject,
-                    description=spec.acknowledgement_description, owner=spec.owner,
-                    due_in=spec.review_due_in)
+    review, note = scope.rules.made_once(spec, lambda: _apology_tasks(spec))
     fallback = Candidate("note", scope.key("no-second-apology"),
                          (build_task(scope, note, scope.key("no-second-apology")),))
     return [Candidate(
@@ -150,8 +157,9 @@ def _checkin(scope: Scope, action: ScheduleCheckInsAction, slot: int, start_at: 
 
 def escalate(scope: Scope, action: EscalateAction) -> list[Candidate]:
     spec = action.escalate
-    task = TaskSpec(kind="escalation", subject=spec.subject, description=spec.description,
-                    owner=spec.to, due_in=spec.due_in, priority=spec.priority)
+    task = scope.rules.made_once(spec, lambda: TaskSpec(
+        kind="escalation", subject=spec.subject, description=spec.description, owner=spec.to,
+        due_in=spec.due_in, priority=spec.priority))
     return [task_candidate(scope, task, scope.key())]
 
 
@@ -159,8 +167,9 @@ def add_to_survey(scope: Scope, action: AddToSurveyAction) -> list[Candidate]:
     """The survey is how a low-value lapse is asked why it left: it counts as the discovery."""
     spec = action.add_to_survey
     key = scope.key()
-    task = TaskSpec(kind="survey", subject=spec.subject, description=spec.description,
-                    template=spec.template, owner=spec.owner, due_in=spec.due_in)
+    task = scope.rules.made_once(spec, lambda: TaskSpec(
+        kind="survey", subject=spec.subject, description=spec.description,
+        template=spec.template, owner=spec.owner, due_in=spec.due_in))
     actions: list[Action] = [build_task(scope, task, key)]
     contact_id = scope.values.get("contact_id")
     # A campaign member is a person: with no contact on the lapse, the survey task alone asks
@@ -179,10 +188,10 @@ def offer(scope: Scope, action: OfferAction) -> list[Candidate]:
     chosen = scope.rules.settings.offers.get(spec.offer)
     if chosen is None:
         raise RuleError(f"rule {scope.rule_id}: no offer {spec.offer!r} in settings.offers")
-    task = TaskSpec(kind="offer", subject=spec.subject, template=spec.template,
-                    description=None if spec.template else "{{ offer.description }}",
-                    owner=spec.owner, due_in=spec.due_in)
-    offered = {"name": spec.offer, **chosen.model_dump()}
+    task, offered = scope.rules.made_once(spec, lambda: (TaskSpec(
+        kind="offer", subject=spec.subject, template=spec.template,
+        description=None if spec.template else "{{ offer.description }}", owner=spec.owner,
+        due_in=spec.due_in), {"name": spec.offer, **chosen.model_dump()}))
     offer_task = build_task(scope, task, scope.key(), "offer_task", offer=offered)
     return [Candidate("offer", scope.key(), (offer_task,), f"offered {spec.offer}")]
 

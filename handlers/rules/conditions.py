@@ -21,13 +21,20 @@ class Verdict:
     reason: str
 
 
-def _resolve(value: Any, settings: RuleSettings) -> tuple[Any, str]:
+def _resolve(value: Any, settings: RuleSettings) -> Any:
     if isinstance(value, SettingRef):
         resolved = getattr(settings, value.setting, MISSING)
         if resolved is MISSING:
             raise KeyError(f"unknown setting {value.setting!r}")
-        return resolved, f"{resolved!r} (setting {value.setting})"
-    return value, repr(value)
+        return resolved
+    return value
+
+
+def _shown(value: Any, resolved: Any) -> str:
+    """``value`` as a failed test's reason shows it; only a failed test needs it."""
+    if isinstance(value, SettingRef):
+        return f"{resolved!r} (setting {value.setting})"
+    return repr(value)
 
 
 def _num(a: Any, b: Any, op: Callable[[float, float], bool]) -> bool:
@@ -80,12 +87,14 @@ def _field_test(name: str, test: Test, context: Mapping[str, Any], settings: Rul
                 return Verdict(False, f"{name} is {shown}, expected it {'' if raw else 'not '}to exist")
             continue
         if key == "between":
-            (low, low_text), (high, high_text) = _resolve(raw[0], settings), _resolve(raw[1], settings)
-            expected: Any = (low, high)
-            expected_text = f"{low_text} and {high_text}"
+            expected: Any = (_resolve(raw[0], settings), _resolve(raw[1], settings))
         else:
-            expected, expected_text = _resolve(raw, settings)
+            expected = _resolve(raw, settings)
         if not _check(name, key, actual, expected):
+            if key == "between":
+                expected_text = f"{_shown(raw[0], expected[0])} and {_shown(raw[1], expected[1])}"
+            else:
+                expected_text = _shown(raw, expected)
             return Verdict(False, f"{name} is {shown}, not {key.replace('_', ' ')} {expected_text}")
     return Verdict(True, f"{name} is {shown}")
 

@@ -34,9 +34,8 @@ class Duration(StrictModel):
     sla: bool = False
 
     def to_timedelta(self, sla_minutes: int) -> timedelta:
-        extra = timedelta(minutes=sla_minutes) if self.sla else timedelta()
-        return timedelta(days=self.days, hours=self.hours, minutes=self.minutes,
-                         seconds=self.seconds) + extra
+        minutes = self.minutes + sla_minutes if self.sla else self.minutes
+        return timedelta(days=self.days, hours=self.hours, minutes=minutes, seconds=self.seconds)
 
 
 class Owner(StrictModel):

@@ -10,7 +10,16 @@ from handlers.context import PLAN_NAMES, EventContexts, plan_view
 from handlers.plan import Plan
 from handlers.registry import handle
 from handlers.rules.model import RuleSettings
-from tests.unit.rulesets import default_rules, lapsed, later, plan_of
+from tests.unit.rulesets import (
+    default_rules,
+    lapsed,
+    later,
+    one_task,
+    plan_of,
+    raw_rules,
+    rules_from,
+    with_settings,
+)
 
 NOW = datetime(2026, 11, 2, 9, 5, tzinfo=UTC)
 
@@ -55,3 +64,27 @@ def test_the_condition_context_follows_a_plan_the_run_wrote() -> None:
 
 def test_the_plan_view_names_every_plan_name_in_catalogue_order() -> None:
     assert tuple(plan_view(_opened())) == PLAN_NAMES
+
+
+def test_what_a_rule_set_makes_of_a_spec_is_made_once_and_afresh_for_another_rule_set() -> None:
+    spec, made = object(), []
+
+    def make() -> int:
+        made.append(spec)
+        return len(made)
+
+    first, second = rules_from(raw_rules()), rules_from(raw_rules())
+    assert [first.made_once(spec, make), first.made_once(spec, make)] == [1, 1]
+    assert second.made_once(spec, make) == 2
+    assert first.with_owner_ids({"default": "005B"}).made_once(spec, make) == 3
+
+
+def test_an_offer_and_the_settings_follow_the_rule_set_they_are_handled_with() -> None:
+    event, offers = lapsed(), raw_rules()["settings"]["offers"]
+    titles = []
+    for title in ("A guaranteed refund", "Money back in 90 days"):
+        chosen = {**offers["guaranteed_refund"], "title": title}
+        rules = with_settings(offers={**offers, "guaranteed_refund": chosen})
+        titles.append(one_task(handle(event, None, rules, later(event)), "offer").subject)
+    assert titles == ["Make it easy for Northwind Traders to start again: A guaranteed refund",
+                      "Make it easy for Northwind Traders to start again: Money back in 90 days"]
