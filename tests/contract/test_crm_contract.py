@@ -189,6 +189,25 @@ def test_a_plan_saved_from_a_stale_read_is_refused_whole_and_the_newer_plan_stan
     assert [r.key for r in crm.records() if r.kind == "task"] == [f"{A1}#1:from-evt-2"]
 
 
+def test_a_refused_change_between_two_others_leaves_both_written(crm: Crm) -> None:
+    assert crm.apply([_change("evt-1", SavePlan(_plan()))]) == [None]
+    stale = _plan(revision=1).model_copy(update={"stage": "checking-in"})  # revision 1 is taken
+    results = crm.apply([
+        _change("evt-2", _task(A2, "evt-2"), SavePlan(_plan(A2)), account=A2),
+        _change("evt-3", _task(A1, "evt-3", key="from-evt-3"), SavePlan(stale)),
+        _change("evt-4", _task(A3, "evt-4"), SavePlan(_plan(A3)), account=A3),
+    ])
+    assert results[0] is None
+    assert results[2] is None
+    assert isinstance(results[1], PlanConflictError)
+    snapshot = crm.load([A1, A2, A3], ["evt-2", "evt-3", "evt-4"])
+    assert snapshot.processed == frozenset({"evt-2", "evt-4"})
+    assert {a: p.stage for a, p in snapshot.plans.items()} == {
+        A1: "discovering", A2: "discovering", A3: "discovering"}
+    assert sorted(r.key for r in crm.records() if r.kind == "task") == [
+        f"{A2}#1:discovery", f"{A3}#1:discovery"]
+
+
 def test_two_workers_opening_the_same_plan_cannot_both_succeed(crm: Crm) -> None:
     results = crm.apply([
         _change("evt-1", SavePlan(_plan().model_copy(update={"opened_by": "evt-1"}))),

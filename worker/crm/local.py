@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,14 +63,17 @@ LEDGER_INSERT = (
     "INSERT OR IGNORE INTO ledger (event_id, event_type, account_id, applied_at, outbox) "
     "VALUES (?, ?, ?, ?, ?)"
 )
-_KINDS: dict[type, RecordKind] = {
-    CreateTask: "task", DraftEmail: "email_draft", ScheduleCheckIn: "checkin",
-    AddToCampaign: "campaign_member", CreateCase: "case",
+# Each record action: its kind, and its adapter-neutral fields (``worker.crm.records``).
+_RECORDS: dict[type, tuple[RecordKind, Callable[[Any], dict[str, Any]]]] = {
+    CreateTask: ("task", task_fields), DraftEmail: ("email_draft", draft_fields),
+    ScheduleCheckIn: ("checkin", checkin_fields), AddToCampaign: ("campaign_member", campaign_fields),
+    CreateCase: ("case", case_fields),
 }
 
 
 class LocalCrm:
-    """SQLite adapter of the CRM port. One batch is one transaction; one event, one savepoint."""
+    """SQLite adapter of the CRM port. One batch is one transaction; a refused event leaves the
+    others written (see ``_transaction``)."""
 
     name = "local"
 
@@ -128,28 +131,46 @@ class LocalCrm:
             return Snapshot(plans=plans, processed=frozenset(processed), outbox=outbox)
 
     def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
-        results: list[WinbackError | None] = []
+        now = _now_text()  # one transaction, one moment
         with self._lock, self._errors("write"):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for change in changes:
-                    results.append(self._apply_one(change))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            results = self._transaction(changes, now, isolated=False)
+            if any(results):  # a change was refused: again, each change in its own savepoint
+                results = self._transaction(changes, now, isolated=True)
+        return results
+
+    def _transaction(self, changes: Sequence[EventChange], now: str,
+                     isolated: bool) -> list[WinbackError | None]:
+        """Apply ``changes`` in one transaction; not ``isolated``, the first refused change rolls
+        it all back (its error is then the last result).
+
+        Savepoints cost SQLite more than the writes they guard (a statement journal per event),
+        and a refusal (a plan conflict, a broken constraint) is rare: so a batch is first
+        written without them, and only a batch with a refused change is written again with one
+        savepoint per change, which keeps the others'."""
+        results: list[WinbackError | None] = []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for change in changes:
+                results.append(self._apply_one(change, now, isolated))
+                if results[-1] is not None and not isolated:
+                    self._db.execute("ROLLBACK")
+                    return results
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         return results
 
     def resolve_owners(self, rules: RuleSet) -> RuleSet:
         """Any owner text will do: the embedded CRM has no users to look up (see handlers.owners)."""
         return rules
 
-    def _apply_one(self, change: EventChange) -> WinbackError | None:
+    def _apply_one(self, change: EventChange, now: str, isolated: bool) -> WinbackError | None:
         # No users, accounts or managers here: a relation with nobody known is the worker itself.
         change = fit_change(assign_owners(change, People()))  # Salesforce's lengths, here too
-        self._db.execute("SAVEPOINT change")
+        if isolated:
+            self._db.execute("SAVEPOINT change")
         try:
-            now = _now_text()
             kept = outbox_json([Outgoing.of(p) for p in change.publishes])
             inserted = self._db.execute(
                 LEDGER_INSERT, (change.event_id, change.event_type, change.account_id, now, kept)
@@ -158,15 +179,18 @@ class LocalCrm:
                 for action in change.writes:
                     self._write(action, now)
         except PlanConflictError as exc:
-            return self._undo(exc)
+            return self._undo(exc, isolated)
         except sqlite3.IntegrityError as exc:
-            return self._undo(CrmRejectedError(f"local CRM refused event {change.event_id}: {exc}"))
-        self._db.execute("RELEASE change")
+            error = CrmRejectedError(f"local CRM refused event {change.event_id}: {exc}")
+            return self._undo(error, isolated)
+        if isolated:
+            self._db.execute("RELEASE change")
         return None
 
-    def _undo(self, error: WinbackError) -> WinbackError:
-        self._db.execute("ROLLBACK TO change")
-        self._db.execute("RELEASE change")
+    def _undo(self, error: WinbackError, isolated: bool) -> WinbackError:
+        if isolated:  # else the whole transaction is rolled back
+            self._db.execute("ROLLBACK TO change")
+            self._db.execute("RELEASE change")
         return error
 
     def _write(self, action: Action, now: str) -> None:
@@ -199,10 +223,10 @@ class LocalCrm:
         elif isinstance(action, PublishEvent):
             return
         else:
+            kind, fields_of = _RECORDS[type(action)]
             self._db.execute(
                 "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?)",
-                (_KINDS[type(action)], action.key, action.account_id,
-                 json.dumps(_fields(action)), now),
+                (kind, action.key, action.account_id, json.dumps(fields_of(action)), now),
             )
 
     def complete_task(self, key: str, at: datetime) -> None:
@@ -269,20 +293,6 @@ class LocalCrm:
             yield
         except sqlite3.OperationalError as exc:  # locked, disk I/O, full disk: may pass
             raise CrmUnavailableError(f"local CRM {what} failed: {exc}") from exc
-
-
-def _fields(action: Action) -> dict[str, Any]:
-    if isinstance(action, CreateTask):
-        return task_fields(action)
-    if isinstance(action, DraftEmail):
-        return draft_fields(action)
-    if isinstance(action, ScheduleCheckIn):
-        return checkin_fields(action)
-    if isinstance(action, AddToCampaign):
-        return campaign_fields(action)
-    if isinstance(action, CreateCase):
-        return case_fields(action)
-    raise TypeError(f"not a record action: {action!r}")
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
