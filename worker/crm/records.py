@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from handlers.actions import (
     AddToCampaign,
@@ -17,6 +17,12 @@ from handlers.actions import (
 )
 
 
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: None) -> None: ...
+@overload
+def iso(moment: datetime | None) -> str | None: ...
 def iso(moment: datetime | None) -> str | None:
     """UTC, whole seconds, ``Z`` suffix: the one datetime text every adapter shows."""
     if moment is None:

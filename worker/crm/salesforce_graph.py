@@ -8,6 +8,7 @@ ID, so a redelivered or replayed event fails on DUPLICATE_VALUE and writes nothi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ from worker.crm.salesforce_errors import HALTED, classify, first_error
 # guide): graphs, nodes (of all graphs together), and different nodes (method x version x object).
 MAX_GRAPHS, MAX_NODES, MAX_NODE_KINDS = 75, 500, 15
 LEDGER_REF, REVISION_REF = "ledger", "revision"
+_PLAIN = re.compile(r"[A-Za-z0-9_.~#-]*")  # characters ``quote`` keeps, and ``#``
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def _add_action(nodes: _Nodes, action: Action) -> None:
         # DUPLICATE_VALUE instead of overwriting what another worker saved in between.
         marker = sf.ledger_body(revision_marker(plan), REVISION_MARKER_TYPE, plan.account_id)
         nodes.add("POST", sf.LEDGER, marker, REVISION_REF)
-        key = quote(plan.key, safe="")
+        key = _segment(plan.key)
         owner = nodes.people.usable(plan.owner_id)
         nodes.add("PATCH", sf.PLAN, sf.plan_body(plan, owner), tail=f"/{sf.PLAN_KEY}/{key}")
         for position, suppression in action.new_suppressions:
@@ -154,6 +156,13 @@ def _add_action(nodes: _Nodes, action: Action) -> None:
         nodes.member(sf.member_body(action))
     elif isinstance(action, CreateCase):
         nodes.create("Case", sf.case_body(action))
+
+
+def _segment(text: str) -> str:
+    """``text`` quoted for a URL path segment (a plan key: an account id, ``#``, a number)."""
+    if _PLAIN.fullmatch(text):
+        return text.replace("#", "%23")  # what ``quote`` makes of it, at a tenth of the cost
+    return quote(text, safe="")
 
 
 def planned_keys(changes: Sequence[EventChange]) -> dict[str, dict[str, str]]:

@@ -173,12 +173,13 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def task_body(a: CreateTask) -> dict[str, Any]:
+    due = iso(a.due_at)
     return _present({
         "Subject": a.subject, "Description": a.description, "Priority": PRIORITIES[a.priority],
-        "ActivityDate": a.due_at.astimezone(UTC).date().isoformat(), "Status": TASK_OPEN,
+        "ActivityDate": due[:10], "Status": TASK_OPEN,  # the due time's date in UTC
         "OwnerId": a.owner_id, "WhatId": a.account_id, "WhoId": a.contact_id,
         "IsReminderSet": a.reminder_at is not None, "ReminderDateTime": iso(a.reminder_at),
-        KEY: a.key, "Winback_Kind__c": a.kind, "Winback_Due_At__c": iso(a.due_at),
+        KEY: a.key, "Winback_Kind__c": a.kind, "Winback_Due_At__c": due,
         **_provenance(a.plan_key, a.provenance),
     })
 
