@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from tests.pubsub.processes import environment
 from tests.waiting import wait_until
 from worker.settings import Settings
 
@@ -51,8 +52,6 @@ def run_worker(settings: Settings, log: Path, timeout: float,
                once_consuming: Callable[[], None] | None = None) -> Run:
     """Run ``winback run --exit-when-idle`` with ``settings`` until it exits; ``once_consuming``
     runs (in a thread) once the worker has subscribed, e.g. to publish at an offered rate."""
-    from tests.pubsub.processes import environment
-
     with log.open("wb") as out:
         popen = subprocess.Popen([sys.executable, "-m", "worker", "run", "--exit-when-idle", str(IDLE)],
                                  env=environment(settings), cwd=ROOT, stdout=out,
