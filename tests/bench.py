@@ -68,24 +68,42 @@ class Row:
         return self.events / self.seconds
 
 
+class BenchServer:
+    """The test org in its own process (``tests.benchserver``): its login facts, and its figures
+    (API calls, requests in flight, its CPU) part by part."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        self._proc, self._stdin, self._stdout = proc, proc.stdin, proc.stdout
+        self.info: dict[str, Any] = json.loads(self._stdout.readline())
+        self.figures: dict[str, Any] = {}  # of the last part, once the server has stopped
+
+    def end_part(self) -> dict[str, Any]:
+        """The figures of the part of the run since the previous one ended (or since the start)."""
+        self._stdin.write("\n")
+        self._stdin.flush()
+        figures: dict[str, Any] = json.loads(self._stdout.readline())
+        return figures
+
+    def stop(self) -> None:
+        self._stdin.close()
+        line = self._stdout.readline()
+        self._proc.wait(timeout=60)
+        self.figures.update(json.loads(line) if line else {})
+
+
 @contextmanager
-def test_server(latency: float, events: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """The test org in its own process, with the accounts ``events`` name; yields its login facts
-    and, after, its figures."""
+def test_server(latency: float, events: int) -> Iterator[BenchServer]:
+    """The test org with the accounts ``events`` name; its figures are read once it stopped."""
     accounts = str(accounts_for(events))
     proc = subprocess.Popen([sys.executable, "-m", "tests.benchserver", str(latency), accounts], cwd=ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdin is not None
-    info = json.loads(proc.stdout.readline())
-    figures: dict[str, Any] = {}
+    server = BenchServer(proc)
     try:
-        yield info, figures
+        yield server
     finally:
-        proc.stdin.close()
-        line = proc.stdout.readline()
-        proc.wait(timeout=60)
-        figures.update(json.loads(line) if line else {})
+        server.stop()
 
 
 def _salesforce_settings(info: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -169,7 +187,8 @@ def baseline(count: int, latency: float) -> Row:
     then a 32-thread pool making one simple-salesforce call per record each event writes."""
     rules = load_rules(ROOT / "config" / "rules.yaml")
     now = datetime.now(UTC)
-    with test_server(latency, count) as (info, figures):
+    with test_server(latency, count) as server:
+        info = server.info
         http = requests.Session()
         http.verify, http.trust_env = info["ca_file"], False  # not REQUESTS_CA_BUNDLE
         sf = Salesforce(instance_url=info["url"], session_id=info["token"], session=http,
@@ -186,6 +205,7 @@ def baseline(count: int, latency: float) -> Row:
             list(pool.map(one, events_for(count, "base")))
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
+    figures = server.figures
     return Row("(b) baseline: 32 threads, 1 call per record", count, elapsed,
                figures["api_calls"] / count, _in_flight(figures), 1000 * cpu / count,
                figures["cpu_seconds"])
@@ -203,14 +223,16 @@ def worker_run(label: str, count: int, latency: float | None, rate: float | None
     require_broker()
     names = new_names()
     stamps: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp, _maybe_server(latency, count) as (info, figures):
-        extra = _salesforce_settings(info) if info else {}
+    with tempfile.TemporaryDirectory() as tmp, _maybe_server(latency, count) as server:
+        extra = _salesforce_settings(server.info) if server else {}
         # The worker's own batching defaults, not the integration tests' quicker ones.
         defaults = {"batch_wait_ms": Settings.model_fields["batch_wait_ms"].default,
                     "rules": ROOT / "config" / "rules.yaml", "log_level": "info"}
         settings = make_settings(names, Path(tmp), log_format="json",
                                  **(defaults | extra | overrides))
         idle = run_worker(settings, Path(tmp) / "idle.log", timeout=300)  # start-up and exit
+        if server:  # the server's figures are the run's alone: the start-up's calls left out
+            server.end_part()
         events = events_for(count, settings.queue[-8:])
         if rate is None:
             publish(settings.exchange, events)
@@ -220,6 +242,7 @@ def worker_run(label: str, count: int, latency: float | None, rate: float | None
     missing = sum(1 for e in events if e["id"] not in run.handled)
     if missing:
         raise RuntimeError(f"{label}: {missing} of {count} events were not handled")
+    figures = server.figures if server else {}
     calls = figures.get("api_calls")
     row = Row(label, count, run.seconds, calls / count if calls else None,
               _in_flight(figures) if figures else "-",
@@ -229,13 +252,12 @@ def worker_run(label: str, count: int, latency: float | None, rate: float | None
 
 
 @contextmanager
-def _maybe_server(latency: float | None, events: int
-                  ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def _maybe_server(latency: float | None, events: int) -> Iterator[BenchServer | None]:
     if latency is None:
-        yield {}, {}
+        yield None
         return
-    with test_server(latency, events) as both:
-        yield both
+    with test_server(latency, events) as server:
+        yield server
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -2,9 +2,10 @@
 
 The org is strict, like Salesforce: it holds ``--accounts`` numbered accounts (``account_id``),
 each with a contact (``contact_id``), owned by an active user, and the bench's events name only
-those. Prints one JSON line with what a client needs to log in, then serves until stdin closes,
-then prints one JSON line of figures: API calls, requests in flight (mean and max, sampled every 5 ms)
-and the CPU seconds this process used.
+those. Prints one JSON line with what a client needs to log in, then serves until stdin closes. Each
+line read on stdin ends a part of the run, and closing stdin the last: for each part it prints one
+JSON line of figures: API calls, requests in flight (mean and max, sampled every 5 ms) and the CPU
+seconds this process used, in that part alone (so a worker's start-up run can be left out).
 """
 
 from __future__ import annotations
@@ -59,15 +60,35 @@ def main() -> None:
         stop, samples = threading.Event(), []
         sampler = threading.Thread(target=_sample, args=(server, stop, samples), daemon=True)
         sampler.start()
-        sys.stdin.read()
+        part = _Part(server, samples)
+        for _ in sys.stdin:
+            part = part.end()
         stop.set()
         sampler.join()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        busy = [s for s in samples if s] or [0]
+        part.end()
+
+
+class _Part:
+    """A part of the run, from where the previous one ended: its figures are what changed since."""
+
+    def __init__(self, server: SalesforceServer, samples: list[int]) -> None:
+        self._server, self._samples = server, samples
+        self._calls, self._sampled, self._cpu = server.api_calls, len(samples), _cpu_seconds()
+
+    def end(self) -> _Part:
+        """Print this part's figures; the next part starts now."""
+        busy = [s for s in self._samples[self._sampled:] if s] or [0]
         print(json.dumps({
-            "api_calls": server.api_calls, "in_flight_mean": sum(busy) / len(busy),
-            "in_flight_max": max(busy), "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "api_calls": self._server.api_calls - self._calls,
+            "in_flight_mean": sum(busy) / len(busy), "in_flight_max": max(busy),
+            "cpu_seconds": _cpu_seconds() - self._cpu,
         }), flush=True)
+        return _Part(self._server, self._samples)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
