@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +10,7 @@ from jinja2 import StrictUndefined, Template, TemplateError, nodes, select_autoe
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from handlers.errors import RuleError
+from handlers.plain_texts import NotPlain, plain_text
 
 
 def _environment(html: bool) -> ImmutableSandboxedEnvironment:
@@ -25,12 +26,20 @@ def _environment(html: bool) -> ImmutableSandboxedEnvironment:
 
 @dataclass(frozen=True)
 class _Compiled:
-    """A compiled text, and whether it names any of Jinja's globals (``range``, ``dict``...)."""
+    """A compiled text, whether it names any of Jinja's globals (``range``, ``dict``...), and
+    for a text that only looks data up, the same render without Jinja's per-render ``Context``
+    (``handlers.plain_texts``)."""
 
     template: Template
     uses_globals: bool
+    plain: Callable[[Mapping[str, Any]], str] | None = None
 
     def render(self, context: Mapping[str, Any]) -> str:
+        if self.plain is not None:
+            try:
+                return self.plain(context)
+            except NotPlain:
+                pass  # not the plain case this time: Jinja renders it, and says what is wrong
         # ``Template.render`` copies the context twice (into a dict, then merged with the
         # globals) before every render; nine renders an event made that a large part of the
         # handler. Rendering only reads the context it is given (``{% set %}`` writes to the
@@ -57,7 +66,9 @@ def _compiled(env: ImmutableSandboxedEnvironment, source: str) -> _Compiled | st
     # The environment's globals never change after start-up: a plain dict of them, not the
     # ChainMap Jinja keeps, is cheaper to merge.
     template.globals = dict(template.globals)
-    return _Compiled(template, uses_globals=not names.isdisjoint(template.globals))
+    html = bool(nodes.EvalContext(env).autoescape)
+    return _Compiled(template, uses_globals=not names.isdisjoint(template.globals),
+                     plain=plain_text(parsed, html))
 
 
 @dataclass(frozen=True)
