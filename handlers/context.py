@@ -144,6 +144,39 @@ def plan_view(plan: Plan) -> dict[str, Any]:
     return view
 
 
+# The plan fields each summary reads: a write that leaves them alone leaves the summary as it was.
+_SUMMARY_SOURCES: Mapping[str, tuple[str, ...]] = {
+    "is_open": ("stage",), "checkins_done": ("checkins",), "checkins_pending": ("checkins",),
+    "last_sentiment": ("meetings",), "last_movement": ("meetings",),
+    "complaint_count": ("complaints",), "meeting_count": ("meetings",),
+    "timers_pending": ("timers",), "breach_count": ("breaches",),
+}
+# Plan field -> the view's names worked out from it.
+_VIEW_NAMES: Mapping[str, tuple[str, ...]] = {
+    field: (*((field,) if field in PLAN_FIELDS else ()),
+            *(name for name, sources in _SUMMARY_SOURCES.items() if field in sources))
+    for field in (*PLAN_FIELDS, *(f for sources in _SUMMARY_SOURCES.values() for f in sources))
+}
+# The plan fields the template context reads: its ``plan`` view and the resolved names.
+_TEMPLATE_FIELDS: tuple[str, ...] = tuple(dict.fromkeys((*_VIEW_NAMES, *RESOLVED, "account_id")))
+_RESOLVED_FIELDS: frozenset[str] = frozenset((*RESOLVED, "account_id"))
+
+
+def _changed(before: Plan, after: Plan) -> list[str]:
+    """The template's plan fields ``after`` holds other values in. A write copies the plan with
+    some fields replaced and the rest the very same (immutable) objects, so identity says which;
+    a field that is equal but not identical only costs its recomputation."""
+    old, new = before.__dict__, after.__dict__
+    return [name for name in _TEMPLATE_FIELDS if old[name] is not new[name]]
+
+
+def _view_after(view: Mapping[str, Any], plan: Plan, changed: list[str]) -> dict[str, Any]:
+    """``plan_view(plan)``, from the ``view`` of a plan that differs in ``changed`` alone."""
+    updated = dict(view)
+    for field in changed:
+        for name in _VIEW_NAMES.get(field, ()):
+            updated[name] = _plan_value(plan, name)
+    return updated
 def _check_derived(event: Event, derived: Mapping[str, Any]) -> None:
     expected = set(DERIVED[event.type])
     if set(derived) != expected:
@@ -225,12 +258,22 @@ class EventContexts:
         """Top-level variables every text has: exactly ``template_variables(event.type)``.
 
         The realiser adds each text's ``per_action`` variables, so none is there where it means
-        nothing."""
+        nothing. After a write, only what the write changed is worked out again (most writes
+        change the history and contacts alone, which no template reads): the context handed out
+        for the plan before is kept when nothing it shows changed."""
         built_for, template = self._templates
-        if plan is not built_for:
+        if plan is built_for:
+            return template
+        if built_for is None:
             template = {**self._template, **_resolved(self._data, plan), **self._about,
                         "plan": plan_view(plan)}
-            self._templates = (plan, template)
+        else:
+            changed = _changed(built_for, plan)
+            if changed:
+                template = {**template, "plan": _view_after(template["plan"], plan, changed)}
+                if not _RESOLVED_FIELDS.isdisjoint(changed):
+                    template.update(_resolved(self._data, plan))
+        self._templates = (plan, template)
         return template
 
 

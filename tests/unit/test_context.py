@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from handlers.context import PLAN_NAMES, EventContexts, plan_view
-from handlers.plan import Plan
+from handlers.plan import Breach, CheckIn, Meeting, Plan, Timer
 from handlers.registry import handle
 from handlers.rules.model import RuleSettings
 from tests.unit.rulesets import (
@@ -88,3 +88,43 @@ def test_an_offer_and_the_settings_follow_the_rule_set_they_are_handled_with() -
         titles.append(one_task(handle(event, None, rules, later(event)), "offer").subject)
     assert titles == ["Make it easy for Northwind Traders to start again: A guaranteed refund",
                       "Make it easy for Northwind Traders to start again: Money back in 90 days"]
+
+
+def _writes() -> list[dict[str, Any]]:
+    at = datetime(2026, 11, 4, 10, tzinfo=UTC)
+    return [
+        {"history": ()}, {"stage": "lost", "closed_at": at}, {"contact_name": "Sam Lee"},
+        {"account_name": None, "owner_id": "USR-BOB"},
+        {"meetings": (Meeting(meeting_id="M-1", held_at=at, kind="check_in", sentiment=1,
+                              movement=1),)},
+        {"timers": (Timer(key="T-1", kind="unless_done", step_key="S", due_at=at, rule_id="r"),)},
+        {"checkins": (CheckIn(slot=1, key="K-1", start_at=at, status="done"),)},
+        {"breaches": (Breach(at=at, timer_key="T-1", step_key="S", kind="sla"),)},
+        {"new_experiences": ("a faster reply",), "complaints": ("CMP-1",)},
+    ]
+
+
+def test_the_template_context_after_each_write_is_the_one_built_afresh_for_that_plan() -> None:
+    event, plan = lapsed(owner_id=None, contact_name=None), _opened()  # the plan says who
+    contexts = EventContexts(event, RuleSettings(), NOW, {"plan_reused": False})
+    contexts.template(plan)
+    for update in _writes():
+        plan = plan.model_copy(update=update)
+        fresh = EventContexts(event, RuleSettings(), NOW, {"plan_reused": False}).template(plan)
+        got = contexts.template(plan)
+        assert list(got.items()) == list(fresh.items()), update
+        assert list(got["plan"].items()) == list(fresh["plan"].items()), update
+
+
+def test_a_write_no_template_reads_keeps_the_template_context_and_a_stored_plan_rebuilds_it(
+        ) -> None:
+    event, plan = lapsed(), _opened()
+    contexts = EventContexts(event, RuleSettings(), NOW, {"plan_reused": False})
+    before = contexts.template(plan)
+    assert contexts.template(plan.model_copy(update={"history": ()})) is before
+    reread = Plan.model_validate_json(plan.model_copy(update={"stage": "won"}).model_dump_json())
+    after = contexts.template(reread)
+    assert after["plan"]["stage"] == "won"
+    assert after["plan"]["is_open"] is False
+    assert after == EventContexts(event, RuleSettings(), NOW, {"plan_reused": False}).template(
+        reread)
