@@ -9,7 +9,7 @@ from handlers.errors import InvalidEventError
 from handlers.events import Event, LapsedData
 from handlers.outcome import Outcome, RuleTrace
 from handlers.pipeline import METHOD, finish, let_go, record, run_rules
-from handlers.plan import Plan, plan_key
+from handlers.plan import Plan, amended, plan_key
 from handlers.rules.ruleset import RuleSet
 
 
@@ -63,5 +63,5 @@ def handle_lapsed(event: Event, plan: Plan | None, rules: RuleSet, now: datetime
                        **_details(data, plan))
     else:
         start = open_plan(event, plan, rules, now, f"lapsed on {data.lapsed_at}")
-        start = start.model_copy(update=_details(data, start))
+        start = amended(start, _details(data, start))
     return run_rules(event, plan, start, rules, now, {"plan_reused": reused})

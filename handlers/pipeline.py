@@ -20,7 +20,7 @@ from handlers.errors import RuleError
 from handlers.events import Event
 from handlers.guards import Proposed, check, cooling_off
 from handlers.outcome import Outcome, RuleTrace
-from handlers.plan import Change, Contact, Plan, Suppression, plan_key
+from handlers.plan import Change, Contact, Plan, Suppression, amended, plan_key
 from handlers.realise import Candidate, Scope, realise
 from handlers.rules.conditions import evaluate
 from handlers.rules.model import Rule
@@ -46,7 +46,7 @@ def record(plan: Plan, event: Event, rules: RuleSet, now: datetime, rule_id: str
     time the event happened (``happened_at``), not when the worker got to it."""
     change = Change(at=happened_at(event, now), event_id=event.id, rules_version=rules.version,
                     rule_id=rule_id, what=what)
-    return plan.model_copy(update={**update, "history": (*plan.history, change)})
+    return amended(plan, {**update, "history": (*plan.history, change)})
 
 
 def let_go(plan: Plan | None, event: Event, rules: RuleSet, now: datetime
@@ -186,7 +186,7 @@ def finish(actions: list[Action], before: Plan | None, plan: Plan | None,
     one revision on. Claiming the revision with every write is what keeps two workers from both
     writing the same record for one account at once: the second claim is refused, whole."""
     if plan is not None and (plan != before or actions):
-        plan = plan.model_copy(update={"revision": plan.revision + 1})
+        plan = amended(plan, {"revision": plan.revision + 1})
         known = len(before.suppressed) if before is not None and before.key == plan.key else 0
         actions = [*actions, SavePlan(plan, suppressed_from=known)]
     return Outcome(tuple(actions), plan, tuple(trace), tuple(suppressed))

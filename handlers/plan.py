@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -174,3 +175,19 @@ class Plan(_Frozen):
 def plan_key(account_id: str, seq: int) -> str:
     """Deterministic key of the account's ``seq``-th plan, the idempotency key of its record."""
     return f"{account_id}#{seq}"
+
+
+def amended(plan: Plan, update: Mapping[str, Any]) -> Plan:
+    """``plan.model_copy(update=update)``, made directly: the same new plan, unvalidated as
+    model_copy's is, for about half its cost (it goes through ``copy.copy`` three times and
+    generic checks); every write to a plan makes one, several an event.
+
+    The one place that builds a model from pydantic's instance attributes: its field values,
+    the names set, and no extra or private values, which ``Plan`` (extra forbidden, no private
+    attributes) never has. ``tests/unit/test_plan_copy.py`` holds it to ``model_copy``."""
+    copied = Plan.__new__(Plan)
+    object.__setattr__(copied, "__dict__", {**plan.__dict__, **update})
+    object.__setattr__(copied, "__pydantic_extra__", None)
+    object.__setattr__(copied, "__pydantic_fields_set__", plan.model_fields_set | update.keys())
+    object.__setattr__(copied, "__pydantic_private__", None)
+    return copied
