@@ -76,7 +76,11 @@ class Scope:
         return self.rules.templates.render_file(name, self.values_for(kind, **extra))
 
     def due(self, duration: Duration) -> datetime:
-        return self.anchor + duration.to_timedelta(self.rules.settings.sla_minutes)
+        # ``duration`` is one of the rule set's own specs, and the SLA its setting: worked out
+        # once per rule set, not per task.
+        rules = self.rules
+        return self.anchor + rules.made_once(
+            duration, lambda: duration.to_timedelta(rules.settings.sla_minutes))
 
 
 def _role(name: str, scope: Scope) -> Assignee:
