@@ -63,6 +63,8 @@ def _block(body: list[nodes.Node], html: bool) -> _Emit | None:
     if any(part is None for part in parts):
         return None
     emits: tuple[_Emit, ...] = tuple(part for part in parts if part is not None)
+    if len(emits) == 1:
+        return emits[0]  # most texts are one output: no loop around it
 
     def run(context: Context, out: list[str]) -> None:
         for emit in emits:
@@ -80,21 +82,26 @@ def _statement(node: nodes.Node, html: bool) -> _Emit | None:
 
 
 def _output(node: nodes.Output, html: bool) -> _Emit | None:
-    pieces: list[str | _Value] = []
+    # As (text, value) pairs and the text after the last value: no test per piece at render.
+    pairs: list[tuple[str, _Value]] = []
+    text: list[str] = []
     for child in node.nodes:
         if isinstance(child, nodes.TemplateData):
-            pieces.append(child.data)
+            text.append(child.data)
             continue
         value = _value(child)
         if value is None:
             return None
-        pieces.append(value)
+        pairs.append(("".join(text), value))
+        text = []
     shown: Callable[[Any], str] = escape if html else str
-    frozen = tuple(pieces)
+    frozen, tail = tuple(pairs), "".join(text)
 
     def run(context: Context, out: list[str]) -> None:
-        for piece in frozen:
-            out.append(piece if isinstance(piece, str) else shown(piece(context)))
+        for before, value in frozen:
+            out.append(before)
+            out.append(shown(value(context)))
+        out.append(tail)
 
     return run
 

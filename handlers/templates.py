@@ -85,8 +85,8 @@ class Templates:
         object.__setattr__(self, "_text", _environment(html=False))
         object.__setattr__(self, "_html", _environment(html=True))
         # Compiling is ~90% of rendering; a rule set never changes, so each text compiles once
-        # (per Templates, that is per rule set loaded).
-        object.__setattr__(self, "_compiled", {})
+        # (per Templates, that is per rule set loaded). One cache per environment, by source.
+        object.__setattr__(self, "_compiled", ({}, {}))
 
     def has(self, name: str) -> bool:
         return name in self.sources
@@ -94,28 +94,24 @@ class Templates:
     def render_file(self, name: str, context: Mapping[str, Any]) -> str:
         if name not in self.sources:
             raise RuleError(f"template {name!r} not found in config/templates/")
-        env: ImmutableSandboxedEnvironment = self._html if name.endswith(".html.j2") else self._text  # type: ignore[attr-defined]
-        return self._render(env, self.sources[name], context, name)
+        return self._render(name.endswith(".html.j2"), self.sources[name], context, name)
 
     def render_string(self, source: str, context: Mapping[str, Any]) -> str:
-        return self._render(self._text, source, context, "inline template")  # type: ignore[attr-defined]
+        return self._render(False, source, context, "inline template")
 
-    def _render(
-        self, env: ImmutableSandboxedEnvironment, source: str, context: Mapping[str, Any], name: str
-    ) -> str:
+    def _render(self, html: bool, source: str, context: Mapping[str, Any], name: str) -> str:
         try:
-            template = self._compile(env, source)
+            template = self._compile(html, source)
             return template if isinstance(template, str) else template.render(context)
         except TemplateError as exc:
             raise RuleError(f"{name}: {exc}") from exc
 
-    def _compile(self, env: ImmutableSandboxedEnvironment, source: str) -> _Compiled | str:
+    def _compile(self, html: bool, source: str) -> _Compiled | str:
         """The compiled template, or the text itself when it has no Jinja syntax at all."""
-        cache: dict[tuple[int, str], _Compiled | str] = self._compiled  # type: ignore[attr-defined]
-        key = (id(env), source)
-        template = cache.get(key)
+        cache: dict[str, _Compiled | str] = self._compiled[html]  # type: ignore[attr-defined]
+        template = cache.get(source)
         if template is None:  # two threads may both compile once; the result is the same
-            template = cache[key] = _compiled(env, source)
+            template = cache[source] = _compiled(self.environment(html), source)
         return template
 
     def environment(self, html: bool) -> ImmutableSandboxedEnvironment:
