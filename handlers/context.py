@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from operator import is_, itemgetter
 from typing import Any, Literal
 
 from handlers.errors import UnknownEventTypeError
@@ -162,12 +163,17 @@ _TEMPLATE_FIELDS: tuple[str, ...] = tuple(dict.fromkeys((*_VIEW_NAMES, *RESOLVED
 _RESOLVED_FIELDS: frozenset[str] = frozenset((*RESOLVED, "account_id"))
 
 
+_template_values = itemgetter(*_TEMPLATE_FIELDS)
+
+
 def _changed(before: Plan, after: Plan) -> list[str]:
     """The template's plan fields ``after`` holds other values in. A write copies the plan with
     some fields replaced and the rest the very same (immutable) objects, so identity says which;
     a field that is equal but not identical only costs its recomputation."""
-    old, new = before.__dict__, after.__dict__
-    return [name for name in _TEMPLATE_FIELDS if old[name] is not new[name]]
+    old, new = _template_values(before.__dict__), _template_values(after.__dict__)
+    if all(map(is_, old, new)):
+        return []
+    return [name for name, a, b in zip(_TEMPLATE_FIELDS, old, new, strict=True) if a is not b]
 
 
 def _view_after(view: Mapping[str, Any], plan: Plan, changed: list[str]) -> dict[str, Any]:
