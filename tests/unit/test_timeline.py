@@ -118,3 +118,37 @@ def test_a_closed_plan_shows_only_the_timers_that_will_still_act() -> None:
     opened = closed.model_copy(update={"stage": "checking-in"})
     assert [e.event_id for e in timeline(opened) if e.event_id.startswith("timer:")] == [
         "timer:A#1:checkin:1:timer", "timer:A#1:ack:timer"]
+
+
+def _as_before(plan: Plan, limit: int = 32000) -> str:
+    """The text as it was first written: each entry's time through strftime, from ``timeline``."""
+    text = "\n".join(f"{e.at:%Y-%m-%d %H:%M} {e.event_id} [{e.rule_id}] {e.what}"
+                     for e in timeline(plan))
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 2]
+    return (head.rsplit("\n", 1)[0] if "\n" in head else head) + "\n…"
+
+
+def _odd_plan() -> Plan:
+    """Out-of-order history, ties, odd years and minutes, and a second-round timer pending."""
+    moments = [T0 + timedelta(minutes=30), T0, T0, T0 + timedelta(seconds=59),
+               datetime(999, 1, 2, 3, 4, tzinfo=UTC), datetime(1000, 12, 31, 23, 59, tzinfo=UTC),
+               T0 + timedelta(minutes=30)]
+    history = tuple(Change(at=at, event_id=f"e{n}", rules_version="v1", rule_id=f"r{n}",
+                           what=f"what {n}\nsecond line") for n, at in enumerate(moments))
+    timers = (Timer(key="K:timer:2", kind="unless_held", step_key="K", due_at=T0, rule_id="r9",
+                    round=2),
+              Timer(key="K:timer", kind="unless_done", step_key="K", due_at=T0, rule_id="r8",
+                    status="met"))
+    return WON.model_copy(update={"history": history, "timers": timers, "stage": "checking-in"})
+
+
+def test_the_text_is_the_one_strftime_wrote_from_the_entries_for_every_kind_of_plan() -> None:
+    event = lapsed(at="2026-11-02T09:00")
+    opened = plan_of(handle(event, None, default_rules(), event.time or T0))
+    later_plan = plan_of(handle(complaint(at="2026-11-03T10:00"), opened, default_rules(), T0))
+    for plan in (PLAN, WON, opened, later_plan, _odd_plan()):
+        for limit in (32000, 200, 61, 5):
+            assert timeline_text(plan, limit) == _as_before(plan, limit)
+    assert "999-01-02 03:04 e4 [r4] what 4" in timeline_text(_odd_plan()).splitlines()
