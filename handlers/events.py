@@ -14,6 +14,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+from pydantic_core import from_json
 
 from handlers.errors import InvalidEventError, UnknownEventTypeError
 
@@ -172,10 +173,23 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
+def _loads(body: bytes | str) -> Any:
+    """``json.loads(body)``, through pydantic's own JSON parser (a third of the cost) for a body
+    it takes: the same values, big integers, NaN and duplicate keys included. A body it refuses
+    (malformed, or what only json takes: a byte-order mark, a lone surrogate, UTF-16) goes to
+    json, so it is taken as before or refused in json's words, which is what a parked reason says.
+    (A str it cannot encode, a lone surrogate, is a TypeError to it.)
+    """
+    try:
+        return from_json(body)
+    except (ValueError, TypeError):
+        return json.loads(body)
+
+
 def parse_event(body: bytes | str) -> Event:
     """Parse and validate one message body; raise a PermanentError subclass saying exactly why not."""
     try:
-        raw = json.loads(body)
+        raw = _loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidEventError(f"body is not JSON: {exc}") from exc
     if not isinstance(raw, dict):
@@ -204,7 +218,7 @@ def parse_event(body: bytes | str) -> Event:
 def peek_ids(body: bytes | str) -> dict[str, str]:
     """Best-effort event id, type and account id of a body that may be invalid, for logs."""
     try:
-        raw = json.loads(body)
+        raw = _loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     if not isinstance(raw, dict):

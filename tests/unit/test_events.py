@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from handlers.errors import InvalidEventError, UnknownEventTypeError
-from handlers.events import LapsedData, json_schemas, parse_event, peek_ids
+from handlers.events import LapsedData, _loads, json_schemas, parse_event, peek_ids
 
 SAMPLES = Path(__file__).parents[2] / "config" / "samples"
 
@@ -79,3 +79,37 @@ def test_published_schemas_match_the_models(tmp_path: Path) -> None:
     assert lapsed["$defs"]["Data"]["required"] == ["account_id", "account_name", "lapsed_at"]
     shipped = Path(__file__).parents[2] / "config" / "schemas" / "crm.customer.lapsed.schema.json"
     assert json.loads(shipped.read_text()) == lapsed, "run `make schemas` after changing the models"
+
+
+BODIES: list[bytes | str] = [
+    b'{"a": 1, "b": 2, "a": 3}', b'{"n": 123456789012345678901234567890, "m": -0.0, "e": 1e400}',
+    b'{"x": NaN, "y": -Infinity, "z": 5e-324, "w": 1e-400}', b'"\\ud83d\\ude00 \\u00e9"',
+    b'"\\ud800"', "\ufeff{}", b"\xef\xbb\xbf{}", '{"a": "\ud800"}', '{"a": 1}'.encode("utf-16"),
+    b"[" * 300 + b"]" * 300, b'{"a": "x\ny"}', b"[1,]", b"[01]", b"[.5]", b"", b"[1] [2]",
+    b"\xff\xfe", b'["\\x"]', b" \t\r\n[1, \n 2.50] \n", b'{"": {"k": [true, false, null]}}',
+]
+
+
+def _json_says(body: bytes | str) -> str:
+    try:
+        return repr(json.loads(body))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"refused: {exc}"
+
+
+@pytest.mark.parametrize("body", BODIES, ids=range(len(BODIES)))
+def test_a_body_is_read_as_json_reads_it_and_refused_in_its_words(body: bytes | str) -> None:
+    expected = _json_says(body)
+    try:
+        got = repr(_loads(body))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        got = f"refused: {exc}"
+    assert got == expected
+
+
+def test_a_malformed_body_is_parked_with_json_s_own_reason() -> None:
+    body = b'{"specversion": "1.0",}'
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(body)
+    assert str(caught.value) == f"body is not JSON: {_json_says(body).removeprefix('refused: ')}"
+    assert "line 1 column 23 (char 22)" in str(caught.value)
