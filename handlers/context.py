@@ -219,6 +219,12 @@ class _Conditions(Mapping[str, Any]):
             self._read[name] = _blank_to_none(_plan_value(self.plan, name[len("plan."):]))
         return self._read[name]
 
+    def get(self, name: str, default: Any = None) -> Any:
+        # Mapping.get, without its second call: every field test reads one name this way.
+        if name not in _PLAN_KEY_SET:
+            return self._event.get(name, default)
+        return self[name]
+
     def __iter__(self) -> Iterator[str]:
         yield from self._event
         yield from (name for name in _PLAN_KEYS if name not in self._event)

@@ -131,3 +131,92 @@ def _all(parts: list[Condition], context: Mapping[str, Any], settings: RuleSetti
             return verdict
         reasons.append(verdict.reason)
     return Verdict(True, "; ".join(reasons) or "no conditions")
+
+
+# --- the same evaluation, worked out once per condition -------------------------------------
+# ``evaluate`` walks a condition's models on every call (which kind, which tests are set, which
+# values are settings); every rule is evaluated for every event of its type. ``compiled`` does
+# that walk once and returns a function giving exactly ``evaluate``'s verdict: the same tests in
+# the same order, the same reasons, the same KeyError for an unknown setting (when reached).
+
+Evaluator = Callable[[Mapping[str, Any], RuleSettings], Verdict]
+_HOLDS = Verdict(True, "no conditions")
+
+
+def compiled(condition: Condition | None) -> Evaluator:
+    """``lambda context, settings: evaluate(condition, context, settings)``, walked once."""
+    if condition is None:
+        return lambda context, settings: _HOLDS
+    if isinstance(condition, All):
+        return _compiled_all(condition.all)
+    if isinstance(condition, Any_):
+        return _compiled_any([compiled(part) for part in condition.any])
+    if isinstance(condition, Not):
+        return _compiled_not(compiled(condition.not_))
+    return _compiled_all([{k: v} for k, v in condition.items()])
+
+
+def _compiled_any(parts: list[Evaluator]) -> Evaluator:
+    def any_(context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
+        reasons = []
+        for part in parts:
+            verdict = part(context, settings)
+            if verdict.holds:
+                return verdict
+            reasons.append(verdict.reason)
+        return Verdict(False, "none of: " + "; ".join(reasons))
+    return any_
+
+
+def _compiled_not(inner: Evaluator) -> Evaluator:
+    def not_(context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
+        verdict = inner(context, settings)
+        return Verdict(not verdict.holds,
+                       ("not " if not verdict.holds else "it is so that ") + verdict.reason)
+    return not_
+
+
+def _compiled_all(parts: list[Condition]) -> Evaluator:
+    checks = tuple(_compiled_field(*next(iter(part.items())))
+                   if isinstance(part, dict) and len(part) == 1 else compiled(part)
+                   for part in parts)
+
+    def all_(context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
+        reasons = []
+        for check in checks:
+            verdict = check(context, settings)
+            if not verdict.holds:
+                return verdict
+            reasons.append(verdict.reason)
+        return Verdict(True, "; ".join(reasons) or "no conditions")
+    return all_
+
+
+def _compiled_field(name: str, test: Test) -> Evaluator:
+    # In the order ``_field_test`` goes through them: the set's own, which never changes.
+    steps = tuple(("in" if test_name == "in_" else test_name, getattr(test, test_name))
+                  for test_name in test.model_fields_set)
+
+    def field(context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
+        actual = context.get(name)
+        shown = "missing" if actual is None else repr(actual)
+        for key, raw in steps:
+            if key == "exists":
+                if (actual is not None) != raw:
+                    return Verdict(False, f"{name} is {shown}, expected it "
+                                          f"{'' if raw else 'not '}to exist")
+                continue
+            if key == "between":
+                expected: Any = (_resolve(raw[0], settings), _resolve(raw[1], settings))
+            else:
+                expected = _resolve(raw, settings)
+            if not _CHECKS[key](actual, expected):
+                if key == "between":
+                    expected_text = (f"{_shown(raw[0], expected[0])} and "
+                                     f"{_shown(raw[1], expected[1])}")
+                else:
+                    expected_text = _shown(raw, expected)
+                return Verdict(False, f"{name} is {shown}, not {key.replace('_', ' ')} "
+                                      f"{expected_text}")
+        return Verdict(True, f"{name} is {shown}")
+    return field
