@@ -29,8 +29,8 @@ from jinja2 import nodes
 from markupsafe import escape
 
 Context = Mapping[str, Any]
-# Writes one node's output for a context to a list of pieces.
-_Emit = Callable[[Context, list[str]], None]
+# One node's output for a context.
+_Emit = Callable[[Context], str]
 _Value = Callable[[Context], Any]
 
 
@@ -46,14 +46,12 @@ def plain_text(template: nodes.Template, html: bool) -> Callable[[Context], str]
         return None
 
     def render(context: Context) -> str:
-        out: list[str] = []
         try:
-            emit(context, out)
+            return emit(context).strip()
         except NotPlain:
             raise
         except Exception as exc:
-            raise NotPlain from exc
-        return "".join(out).strip()
+            raise NotPlain from exc  # a missing name among them (a KeyError)
 
     return render
 
@@ -64,13 +62,8 @@ def _block(body: list[nodes.Node], html: bool) -> _Emit | None:
         return None
     emits: tuple[_Emit, ...] = tuple(part for part in parts if part is not None)
     if len(emits) == 1:
-        return emits[0]  # most texts are one output: no loop around it
-
-    def run(context: Context, out: list[str]) -> None:
-        for emit in emits:
-            emit(context, out)
-
-    return run
+        return emits[0]  # most texts are one output: nothing around it
+    return lambda context: "".join([emit(context) for emit in emits])
 
 
 def _statement(node: nodes.Node, html: bool) -> _Emit | None:
@@ -82,28 +75,31 @@ def _statement(node: nodes.Node, html: bool) -> _Emit | None:
 
 
 def _output(node: nodes.Output, html: bool) -> _Emit | None:
-    # As (text, value) pairs and the text after the last value: no test per piece at render.
-    pairs: list[tuple[str, _Value]] = []
-    text: list[str] = []
+    """The output as one ``str.format`` of its text with a ``{}`` per value: each value shown
+    (``str`` or ``escape``) is a str, which ``format`` writes as it is."""
+    shape: list[str] = []
+    values: list[_Value] = []
+    names: list[str] = []
     for child in node.nodes:
         if isinstance(child, nodes.TemplateData):
-            text.append(child.data)
+            shape.append(child.data.replace("{", "{{").replace("}", "}}"))
             continue
         value = _value(child)
         if value is None:
             return None
-        pairs.append(("".join(text), value))
-        text = []
+        shape.append("{}")
+        values.append(value)
+        if isinstance(child, nodes.Name):
+            names.append(child.name)
     shown: Callable[[Any], str] = escape if html else str
-    frozen, tail = tuple(pairs), "".join(text)
-
-    def run(context: Context, out: list[str]) -> None:
-        for before, value in frozen:
-            out.append(before)
-            out.append(shown(value(context)))
-        out.append(tail)
-
-    return run
+    fill = "".join(shape).format
+    if len(names) == len(values):
+        # Names alone, the most common output: looked up and shown without a Python call each
+        # (a missing one is a KeyError: Jinja's to report).
+        frozen = tuple(names)
+        return lambda context: fill(*map(shown, map(context.__getitem__, frozen)))
+    every = tuple(values)
+    return lambda context: fill(*[shown(value(context)) for value in every])
 
 
 def _if(node: nodes.If, html: bool) -> _Emit | None:
@@ -114,18 +110,21 @@ def _if(node: nodes.If, html: bool) -> _Emit | None:
         if test is None or emit is None:
             return None
         branches.append((test, emit))
-    otherwise = _block(node.else_, html)
+    otherwise = _block(node.else_, html) if node.else_ else _nothing
     if otherwise is None:
         return None
 
-    def run(context: Context, out: list[str]) -> None:
+    def run(context: Context) -> str:
         for test, emit in branches:
             if test(context):
-                emit(context, out)
-                return
-        otherwise(context, out)
+                return emit(context)
+        return otherwise(context)
 
     return run
+
+
+def _nothing(context: Context) -> str:
+    return ""
 
 
 def _value(node: nodes.Node) -> _Value | None:

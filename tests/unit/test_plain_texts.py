@@ -87,6 +87,7 @@ EDGES = [
     "{{ a is none }}", "{{ a is not none }}", "  {{ a }}  \n", "{{ 'x<' }}", "{{ 1 }}",
     "line\r\n{{ a }}\r\n", "{{ a }}{# note #}", "{% if a %}\n  x\n{% endif %}\n  y\n",
     "{{ a or b or 'none' }}", "{{ a.__class__ }}", "<p>{{ a }}</p>", "{{ true }}{{ none }}",
+    "{ {{ a }} } {0} {} {{ b }}{", "{% if a %}{x}{% endif %}{{ a.b }} {}",
 ]
 
 
@@ -247,3 +248,15 @@ def test_an_event_value_that_looks_like_jinja_is_shown_not_run() -> None:
                                                              "settings": "secret"}) == (
         f"Said: {value}")
 
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{ {{ a }} } {0} {} {{ b }}{", "{ A } {0} {} B{"),
+    ("{% if a %}{x}{% endif %}{{ c.d }} {}", "{x}D {}"),
+    ("Dear {{ a or b }}, {{ c.d }}{% if not e %} and {{ b }}{% endif %}.", "Dear A, D and B."),
+])
+def test_a_plain_text_renders_itself_braces_in_its_words_included(text: str, expected: str
+                                                                  ) -> None:
+    render = plain_text(_REFERENCE.environment(False).parse(text), html=False)
+    assert render is not None
+    assert render({"a": "A", "b": "B", "c": {"d": "D"}, "e": None}) == expected
