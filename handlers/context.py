@@ -248,8 +248,9 @@ class EventContexts:
         _check_derived(event, derived)
         data = event.data.model_dump()
         self._data = data
-        self._condition = {k: _blank_to_none(v) for k, v in data.items()}
-        self._condition.update({k: _blank_to_none(v) for k, v in derived.items()})
+        # _blank_to_none, written out: about fifteen names an event.
+        self._condition = {k: None if isinstance(v, list | tuple) and not v else v
+                           for k, v in (*data.items(), *derived.items())}
         self._template: dict[str, Any] = {
             **{name: data[name] for name in DATA_MODELS[event.type].model_fields}, **derived}
         self._about = {"event": data, "event_id": event.id, "event_type": event.type,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from handlers.actions import Action, CreateTask, Provenance
@@ -52,8 +53,9 @@ class Scope:
     acting_event_id: str | None = None
     label: str | None = None
 
-    @property
+    @cached_property
     def provenance(self) -> Provenance:
+        # Each action of a spec carries it: one per scope.
         return Provenance(self.acting_event_id or self.event.id, self.rule_id, self.rules.version)
 
     def key(self, *parts: str) -> str:
