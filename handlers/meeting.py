@@ -10,7 +10,7 @@ from handlers.errors import InvalidEventError
 from handlers.events import Event, MeetingData
 from handlers.outcome import Outcome, RuleTrace
 from handlers.pipeline import METHOD, finish, record, run_rules
-from handlers.plan import CheckIn, Meeting, Plan, Stage
+from handlers.plan import CheckIn, Meeting, Plan, Stage, amended
 from handlers.rules.ruleset import RuleSet
 
 # The open stages in the order the method moves through them; a plan never moves backwards.
@@ -65,7 +65,7 @@ def _checkins_after(plan: Plan, data: MeetingData) -> tuple[CheckIn, ...]:
 def _recorded(plan: Plan, data: MeetingData, movement: int | None) -> Plan:
     meeting = Meeting(meeting_id=data.meeting_id, held_at=data.held_at, kind=data.kind,
                       sentiment=data.sentiment, movement=movement, notes=data.notes)
-    updated = plan.model_copy(update={
+    updated = amended(plan, {
         "meetings": (*plan.meetings, meeting),
         "desired_result": data.desired_result or plan.desired_result,
         "current_beliefs": _merge(plan.current_beliefs, data.current_beliefs),
@@ -76,7 +76,7 @@ def _recorded(plan: Plan, data: MeetingData, movement: int | None) -> Plan:
         "checkins_without_movement": _without_movement(plan, data, movement),
         "discovery": "done" if data.kind == "exit_interview" else plan.discovery,
     })
-    return updated.model_copy(update={"stage": next_stage(updated, data.kind)})
+    return amended(updated, {"stage": next_stage(updated, data.kind)})
 
 
 def _describe(plan: Plan, data: MeetingData, movement: int | None, stage: str) -> str:
