@@ -1,13 +1,21 @@
-"""One simple-salesforce connection: timeouts, private CA, one re-login on expiry, API allowance."""
+"""One simple-salesforce connection: timeouts, private CA, one re-login on expiry, API allowance.
+
+Request bodies and replies go through orjson, the largest JSON the worker makes and reads (a
+write's graphs, about 9 KB per event, and their answers); whatever orjson would treat otherwise
+than the standard library goes through the standard library, as before (see ``_json_bytes`` and
+``_Salesforce``).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import requests
 import structlog
 from requests.adapters import HTTPAdapter
@@ -21,6 +29,8 @@ from worker.crm.salesforce_limits import ApiAllowance
 T = TypeVar("T")
 JSON_HEADERS = {"Content-Type": "application/json"}  # simple-salesforce sends it too; said here
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_SCALARS = frozenset({str, int, bool, type(None)})  # written alike by orjson and the stdlib
+_UTF8 = frozenset({"", "utf-8", "utf8"})  # a reply's declared encoding (lower case) orjson reads
 
 
 class _Defaults(HTTPAdapter):
@@ -87,7 +97,7 @@ class SalesforceClient:
     def connect(self) -> Salesforce:
         """Log in (JWT mode) or take the given token; cheap and local in token mode."""
         token = self._credentials.fetch(self._http)
-        self._sf = Salesforce(
+        self._sf = _Salesforce(
             session_id=token.access_token.get_secret_value(), instance_url=token.instance_url,
             session=self._http, version=self.api_version,
             object_pairs_hook=None,  # replies as plain dicts: json's fast path, not OrderedDicts
@@ -135,13 +145,66 @@ class SalesforceClient:
         self._http.close()
 
 
+class _Salesforce(Salesforce):
+    """simple-salesforce, its replies decoded by orjson; the call path (auth headers, session
+    refresh, error conversion, API usage) is simple-salesforce's own, untouched.
+
+    A reply orjson refuses (NaN, a lone surrogate, a byte order mark, not JSON at all) or one not
+    declared UTF-8 is decoded by simple-salesforce as before, so it raises what it raised.
+    orjson reads an integer beyond 64 bits as a float where the stdlib keeps an int: Salesforce
+    never sends one (its numbers have at most 18 digits).
+    """
+
+    def parse_result_to_json(self, result: requests.Response) -> Any:
+        if (result.encoding or "").lower() in _UTF8:
+            try:
+                return orjson.loads(result.content)
+            except orjson.JSONDecodeError:
+                pass
+        return super().parse_result_to_json(result)
+
+
 def _json_bytes(body: Any) -> bytes:
-    """The request body as requests' ``json=`` would send it, without the spaces after separators:
-    a write's graphs are the largest text the worker makes, and encoding them shows in its CPU."""
+    """The request body as requests' ``json=`` would send it, compact, in UTF-8: a write's graphs
+    are the largest text the worker makes, and encoding them shows in its CPU.
+
+    orjson writes NaN and infinity as null, and writes some types the stdlib refuses (an enum, a
+    UUID, a datetime): so only a body of JSON's own types with finite numbers goes to orjson
+    (``_plain``); any other, or one orjson refuses (a lone surrogate, an integer over 64 bits, a
+    key that is not text), is written by the stdlib, which refuses exactly what it refused."""
+    if _plain(body):
+        try:
+            return orjson.dumps(body)
+        except orjson.JSONEncodeError:
+            pass
     try:
         return _ENCODER.encode(body).encode()
     except ValueError as exc:  # NaN or infinity: refused as requests refuses it, converted alike
         raise requests.exceptions.InvalidJSONError(exc) from exc
+
+
+def _plain(body: Any) -> bool:
+    """Whether ``body`` holds only dicts, lists, tuples, text, integers, booleans, None and finite
+    floats, of exactly those types (no subclasses); a container of scalars only is checked in C."""
+    stack = [body]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            items = value.values()
+        elif kind is list or kind is tuple:
+            items = value
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+            continue
+        elif kind in _SCALARS:
+            continue
+        else:
+            return False
+        if not _SCALARS.issuperset(map(type, items)):
+            stack.extend(items)
+    return True
 
 
 def _attempt(sf: Salesforce, fn: Callable[[Salesforce], T], what: str) -> T:
