@@ -63,7 +63,14 @@ def _block(body: list[nodes.Node], html: bool) -> _Emit | None:
     emits: tuple[_Emit, ...] = tuple(part for part in parts if part is not None)
     if len(emits) == 1:
         return emits[0]  # most texts are one output: nothing around it
-    return lambda context: "".join([emit(context) for emit in emits])
+
+    def run(context: Context) -> str:
+        parts = []
+        for emit in emits:
+            parts.append(emit(context))
+        return "".join(parts)
+
+    return run
 
 
 def _statement(node: nodes.Node, html: bool) -> _Emit | None:
@@ -75,31 +82,40 @@ def _statement(node: nodes.Node, html: bool) -> _Emit | None:
 
 
 def _output(node: nodes.Output, html: bool) -> _Emit | None:
-    """The output as one ``str.format`` of its text with a ``{}`` per value: each value shown
-    (``str`` or ``escape``) is a str, which ``format`` writes as it is."""
-    shape: list[str] = []
+    """The output as its words joined with each value shown (``str``, or ``escape`` under
+    autoescape), as Jinja's own code joins them: the words cut once, around the values."""
+    words: list[str] = [""]  # words[i] comes before value i, the last after every value
     values: list[_Value] = []
-    names: list[str] = []
+    names: list[str | None] = []
     for child in node.nodes:
         if isinstance(child, nodes.TemplateData):
-            shape.append(child.data.replace("{", "{{").replace("}", "}}"))
+            words[-1] += child.data
             continue
         value = _value(child)
         if value is None:
             return None
-        shape.append("{}")
         values.append(value)
-        if isinstance(child, nodes.Name):
-            names.append(child.name)
+        names.append(child.name if isinstance(child, nodes.Name) else None)
+        words.append("")
     shown: Callable[[Any], str] = escape if html else str
-    fill = "".join(shape).format
-    if len(names) == len(values):
-        # Names alone, the most common output: looked up and shown without a Python call each
-        # (a missing one is a KeyError: Jinja's to report).
-        frozen = tuple(names)
-        return lambda context: fill(*map(shown, map(context.__getitem__, frozen)))
-    every = tuple(values)
-    return lambda context: fill(*[shown(value(context)) for value in every])
+    head, tail = words[0], words[-1]
+    if not values:
+        return lambda context: head
+    name = names[0]
+    if len(values) == 1 and name is not None:
+        # One name, the most common output: looked up in place (a missing one is a KeyError,
+        # which the render hands to Jinja to report).
+        return lambda context: "".join((head, shown(context[name]), tail))
+    pairs = tuple(zip(values, words[1:], strict=True))
+
+    def run(context: Context) -> str:
+        parts = [head]
+        for value, after in pairs:
+            parts.append(shown(value(context)))
+            parts.append(after)
+        return "".join(parts)
+
+    return run
 
 
 def _if(node: nodes.If, html: bool) -> _Emit | None:
@@ -153,6 +169,16 @@ def _getattr(node: nodes.Getattr) -> _Value | None:
     # ``a.items``, not the item: Jinja's to answer.
     if inner is None or node.ctx != "load" or hasattr(dict, attr):
         return None
+    if isinstance(node.node, nodes.Name) and node.node.ctx == "load":
+        name = node.node.name  # ``a.b``, the usual case: one lookup, no call for ``a``
+
+        def item_of_name(context: Context) -> Any:
+            value = context[name]  # a missing name is a KeyError: Jinja's to report
+            if type(value) is not dict or attr not in value:
+                raise NotPlain
+            return value[attr]
+
+        return item_of_name
 
     def item(context: Context) -> Any:
         value = inner(context)
