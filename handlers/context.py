@@ -133,13 +133,21 @@ def _plan_value(plan: Plan, name: str) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+_plan_fields = itemgetter(*PLAN_FIELDS)
+# The fields a plan holds as tuples (its lists of beliefs, complaints...): the view's lists.
+_LIST_FIELDS: tuple[str, ...] = tuple(
+    name for name in PLAN_FIELDS
+    if getattr(Plan.model_fields[name].annotation, "__origin__", None) is tuple)
+
+
 def plan_view(plan: Plan) -> dict[str, Any]:
     """The plan as plain values under ``PLAN_NAMES``: tuples become lists, records summaries."""
-    fields = plan.__dict__  # the validated field values, read without pydantic's attribute hook
-    view: dict[str, Any] = {}
-    for name in PLAN_FIELDS:
-        value = fields[name]
-        view[name] = list(value) if isinstance(value, tuple) else value
+    # The validated field values, read at once without pydantic's attribute hook.
+    view: dict[str, Any] = dict(zip(PLAN_FIELDS, _plan_fields(plan.__dict__), strict=True))
+    for name in _LIST_FIELDS:
+        value = view[name]
+        if isinstance(value, tuple):
+            view[name] = list(value)
     for name, summary in _SUMMARIES.items():
         view[name] = summary(plan)
     return view

@@ -109,6 +109,8 @@ class _Run:
                            suppressed=(*self.plan.suppressed, entry))
 
     def decide(self, rule_id: str, candidate: Candidate) -> None:
+        if not candidate.decision:
+            return  # most candidates decide nothing
         changed = {k: v for k, v in candidate.decision.items() if getattr(self.plan, k) != v}
         if changed:
             what = ", ".join(f"{k}: {v}" for k, v in changed.items())
@@ -118,7 +120,9 @@ class _Run:
     def offer(self, rule_id: str, candidate: Candidate, at: datetime) -> None:
         """Guard one candidate, then write it, its fallback, or nothing."""
         self.decide(rule_id, candidate)
-        blocked = check(Proposed(candidate.kind, candidate.key, at), self.plan, self.rules.settings)
+        # Only outreach is guarded (``check`` says so too): internal work needs no Proposed.
+        blocked = check(Proposed(candidate.kind, candidate.key, at), self.plan,
+                        self.rules.settings) if candidate.kind in OUTREACH_KINDS else None
         if blocked is None:
             self.write(rule_id, candidate, at)
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.context import PLAN_NAMES, EventContexts, plan_view
+from handlers.context import PLAN_FIELDS, PLAN_NAMES, EventContexts, plan_view
 from handlers.plan import Breach, CheckIn, Meeting, Plan, Timer
 from handlers.registry import handle
 from handlers.rules.model import RuleSettings
@@ -128,3 +128,16 @@ def test_a_write_no_template_reads_keeps_the_template_context_and_a_stored_plan_
     assert after["plan"]["is_open"] is False
     assert after == EventContexts(event, RuleSettings(), NOW, {"plan_reused": False}).template(
         reread)
+
+
+def test_the_plan_view_holds_every_field_with_tuples_as_lists_and_the_summaries() -> None:
+    plan = _opened()
+    for update in _writes():
+        plan = plan.model_copy(update=update)
+        fields = {name: list(v) if isinstance(v, tuple) else v
+                  for name, v in ((name, getattr(plan, name)) for name in PLAN_FIELDS)}
+        view = plan_view(plan)
+        assert {name: view[name] for name in PLAN_FIELDS} == fields
+        assert all(type(view[name]) is type(fields[name]) for name in PLAN_FIELDS)
+        assert view["complaint_count"] == len(plan.complaints)
+        assert view["is_open"] is plan.is_open
