@@ -87,15 +87,18 @@ def _once_per_plan(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked |
 
 def _already_done(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
     # The same step reported again (e.g. a second lapse while the plan is open) is not a new contact.
-    if any(c.key == p.key for c in plan.contacts):
-        return Blocked("already_done", f"{p.key} was already written for this plan")
+    for contact in plan.contacts:  # a loop, not any() over a generator: every outreach asks
+        if contact.key == p.key:
+            return Blocked("already_done", f"{p.key} was already written for this plan")
     return None
 
 
 def _budget(p: Proposed, plan: Plan, settings: RuleSettings) -> Blocked | None:
     budget = settings.contact_budget
-    since = p.at - timedelta(days=budget.per_days)
-    recent = sum(1 for c in plan.contacts if since < c.at <= p.at)
+    since, until, recent = p.at - timedelta(days=budget.per_days), p.at, 0
+    for contact in plan.contacts:  # counted in a loop, not sum() over a generator
+        if since < contact.at <= until:
+            recent += 1
     if recent < budget.max_actions:
         return None
     return Blocked(
