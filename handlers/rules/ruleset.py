@@ -31,11 +31,13 @@ class RuleSet:
     def with_owner_ids(self, owner_ids: Mapping[str, str]) -> RuleSet:
         return replace(self, owner_ids=dict(owner_ids))
 
-    @property
+    # Read several times per rule and action: kept on the rule set after the first read (the
+    # file never changes; a changed rule set is a new RuleSet).
+    @cached_property
     def version(self) -> str:
         return self.file.version
 
-    @property
+    @cached_property
     def settings(self) -> RuleSettings:
         return self.file.settings
 
