@@ -22,7 +22,6 @@ from handlers.guards import Proposed, check, cooling_off
 from handlers.outcome import Outcome, RuleTrace
 from handlers.plan import Change, Contact, Plan, Suppression, amended, plan_key
 from handlers.realise import Candidate, Scope, realise
-from handlers.rules.conditions import compiled
 from handlers.rules.model import Rule
 from handlers.rules.ruleset import RuleSet
 
@@ -135,7 +134,7 @@ def _verdict(run: _Run, rule: Rule) -> RuleTrace:
     context = run.contexts.condition(run.plan)
     rules = run.rules
     try:
-        verdict = rules.made_once(rule, lambda: compiled(rule.when))(context, rules.settings)
+        verdict = rules.evaluator(rule)(context, rules.settings)
     except KeyError as exc:  # an unknown ``{setting: name}``: the rules cannot decide
         raise RuleError(f"rule {rule.id}: {exc.args[0]}") from exc
     return RuleTrace(rule.id, verdict.holds, verdict.reason, stopped=verdict.holds and rule.stop)

@@ -58,13 +58,18 @@ class Scope:
         # Each action of a spec carries it: one per scope.
         return Provenance(self.acting_event_id or self.event.id, self.rule_id, self.rules.version)
 
-    def key(self, *parts: str) -> str:
+    @cached_property
+    def _key_head(self) -> tuple[str, ...]:
+        # What every key of this scope starts with; a realiser asks for several keys.
         data = self.event.data
         scope = data.complaint_id if isinstance(data, ComplaintData) else (
             data.meeting_id if isinstance(data, MeetingData) else None)
         spec = self.rule_id if self.index is None else f"{self.rule_id}.{self.index}"
         label = [self.label] if self.label else []
-        return ":".join([self.plan.key, spec, *([scope] if scope else []), *label, *parts])
+        return (self.plan.key, spec, *([scope] if scope else []), *label)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((*self._key_head, *parts))
 
     def values_for(self, kind: TextKind = "message", **extra: Any) -> Mapping[str, Any]:
         """The context a ``kind`` text renders with: built once for all of an action's texts."""
@@ -80,9 +85,7 @@ class Scope:
     def due(self, duration: Duration) -> datetime:
         # ``duration`` is one of the rule set's own specs, and the SLA its setting: worked out
         # once per rule set, not per task.
-        rules = self.rules
-        return self.anchor + rules.made_once(
-            duration, lambda: duration.to_timedelta(rules.settings.sla_minutes))
+        return self.anchor + self.rules.timedelta_of(duration)
 
 
 def _role(name: str, scope: Scope) -> Assignee:

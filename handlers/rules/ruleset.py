@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, TypeVar
 
 from handlers.owners import Reference
-from handlers.rules.model import Rule, RuleFile, RuleSettings
+from handlers.rules.conditions import Evaluator, compiled
+from handlers.rules.model import Duration, Rule, RuleFile, RuleSettings
 from handlers.templates import Templates
 
 T = TypeVar("T")
@@ -27,6 +29,8 @@ class RuleSet:
     # What realisers make of this rule set's specs, by the spec's identity (``made_once``).
     _made: dict[int, tuple[object, Any]] = field(default_factory=dict, init=False, repr=False,
                                                  compare=False)
+    _durations: dict[int, tuple[Duration, timedelta]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def with_owner_ids(self, owner_ids: Mapping[str, str]) -> RuleSet:
         return replace(self, owner_ids=dict(owner_ids))
@@ -49,6 +53,18 @@ class RuleSet:
         entry = self._made.get(id(spec))
         if entry is None or entry[0] is not spec:
             entry = self._made[id(spec)] = (spec, make())
+        return entry[1]
+
+    def evaluator(self, rule: Rule) -> Evaluator:
+        """``rule.when`` as one function (``compiled``): walked once per rule set."""
+        return self.made_once(rule, lambda: compiled(rule.when))
+
+    def timedelta_of(self, duration: Duration) -> timedelta:
+        """``duration`` of one of this rule set's specs, with this rule set's SLA: once each."""
+        entry = self._durations.get(id(duration))
+        if entry is None or entry[0] is not duration:  # the entry holds it, as made_once's do
+            entry = self._durations[id(duration)] = (
+                duration, duration.to_timedelta(self.settings.sla_minutes))
         return entry[1]
 
     @cached_property
