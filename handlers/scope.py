@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from handlers.actions import Action, CreateTask, Provenance
@@ -53,23 +52,17 @@ class Scope:
     acting_event_id: str | None = None
     label: str | None = None
 
-    @cached_property
+    @property
     def provenance(self) -> Provenance:
-        # Each action of a spec carries it: one per scope.
         return Provenance(self.acting_event_id or self.event.id, self.rule_id, self.rules.version)
 
-    @cached_property
-    def _key_head(self) -> tuple[str, ...]:
-        # What every key of this scope starts with; a realiser asks for several keys.
+    def key(self, *parts: str) -> str:
         data = self.event.data
         scope = data.complaint_id if isinstance(data, ComplaintData) else (
             data.meeting_id if isinstance(data, MeetingData) else None)
         spec = self.rule_id if self.index is None else f"{self.rule_id}.{self.index}"
         label = [self.label] if self.label else []
-        return (self.plan.key, spec, *([scope] if scope else []), *label)
-
-    def key(self, *parts: str) -> str:
-        return ":".join((*self._key_head, *parts))
+        return ":".join([self.plan.key, spec, *([scope] if scope else []), *label, *parts])
 
     def values_for(self, kind: TextKind = "message", **extra: Any) -> Mapping[str, Any]:
         """The context a ``kind`` text renders with: built once for all of an action's texts."""

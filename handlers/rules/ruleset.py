@@ -31,6 +31,8 @@ class RuleSet:
                                                  compare=False)
     _durations: dict[int, tuple[Duration, timedelta]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _evaluators: dict[int, tuple[Rule, Evaluator]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def with_owner_ids(self, owner_ids: Mapping[str, str]) -> RuleSet:
         return replace(self, owner_ids=dict(owner_ids))
@@ -57,7 +59,10 @@ class RuleSet:
 
     def evaluator(self, rule: Rule) -> Evaluator:
         """``rule.when`` as one function (``compiled``): walked once per rule set."""
-        return self.made_once(rule, lambda: compiled(rule.when))
+        entry = self._evaluators.get(id(rule))
+        if entry is None or entry[0] is not rule:  # the entry holds it, as made_once's do
+            entry = self._evaluators[id(rule)] = (rule, compiled(rule.when))
+        return entry[1]
 
     def timedelta_of(self, duration: Duration) -> timedelta:
         """``duration`` of one of this rule set's specs, with this rule set's SLA: once each."""
