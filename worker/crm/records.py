@@ -16,6 +16,8 @@ from handlers.actions import (
     cancelled_subject,
 )
 
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))  # "00" to "99"
+
 
 @overload
 def iso(moment: datetime) -> str: ...
@@ -29,8 +31,11 @@ def iso(moment: datetime | None) -> str | None:
         return None
     if moment.tzinfo is not UTC:  # a naive time is local time, as ``astimezone`` takes it
         moment = moment.astimezone(UTC)
-    # The first 19 characters of isoformat: the same text as strftime, at a third of its cost.
-    return moment.isoformat(timespec="seconds")[:19] + "Z"
+    # isoformat's first 19 characters, its two-digit fields from a table: isoformat and %-formats
+    # cost about twice as much, and a record body holds several datetimes.
+    two = _TWO_DIGITS
+    return (f"{moment.year:04d}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
+            f"{two[moment.minute]}:{two[moment.second]}Z")
 
 
 def _provenance(p: Provenance) -> dict[str, Any]:
