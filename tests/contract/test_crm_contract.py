@@ -322,3 +322,20 @@ def test_acknowledgement_fields_are_stored_per_plan_and_overwritten(crm: Crm) ->
     # Saving the plan again (the next event) leaves the fields as the sampler wrote them.
     assert crm.apply([_change("evt-3", SavePlan(_plan(revision=2)))]) == [None]
     assert crm.acknowledgements()[plan_key(A1, 1)] == done
+
+
+def test_one_batch_writes_an_event_given_twice_once_and_sees_its_own_earlier_writes(crm: Crm) -> None:
+    checkin = ScheduleCheckIn(key=f"{A1}#1:checkin:1", plan_key=f"{A1}#1", account_id=A1, slot=1,
+                              start_at=NOW + timedelta(days=7), duration_minutes=30,
+                              subject="Check-in", description="", owner_id=OWNER_ID,
+                              provenance=_prov("evt-1"))
+    booked = _change("evt-1", _task(A1, "evt-1"), checkin, SavePlan(_plan()))
+    cancel = SetCheckInStatus(f"{A1}#1", A1, (checkin.key,), "cancelled", "closed", _prov("evt-2"))
+    later = _change("evt-3", _task(A2, "evt-3"), SavePlan(_plan(A2)), account=A2)
+    assert crm.apply([booked, booked, _change("evt-2", cancel), later]) == [None] * 4
+    records = crm.records()
+    assert [(r.kind, r.key) for r in records] == [
+        ("plan", f"{A1}#1"), ("plan", f"{A2}#1"),
+        ("task", f"{A1}#1:discovery"), ("checkin", checkin.key), ("task", f"{A2}#1:discovery")]
+    assert records[3].fields["subject"] == "Cancelled: Check-in"
+    assert crm.load([A1, A2], ["evt-1", "evt-2", "evt-3"]).processed == {"evt-1", "evt-2", "evt-3"}

@@ -31,6 +31,7 @@ from handlers.figures import Acknowledgements
 from handlers.plan import Plan
 from handlers.rules.ruleset import RuleSet
 from worker.crm.fitting import STANDARD_LIMITS, fit, fit_change
+from worker.crm.json_text import fast_json
 from worker.crm.people import People, assign_owners
 from worker.crm.port import Outgoing, Record, RecordKind, Snapshot, outbox_from_json, outbox_json
 from worker.crm.records import (
@@ -63,6 +64,11 @@ LEDGER_INSERT = (
     "INSERT OR IGNORE INTO ledger (event_id, event_type, account_id, applied_at, outbox) "
     "VALUES (?, ?, ?, ?, ?)"
 )
+PLAN_UPSERT = (
+    "INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+    "stage = excluded.stage, state = excluded.state, updated_at = excluded.updated_at"
+)
+RECORD_INSERT = "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?)"
 # Each record action: its kind, and its adapter-neutral fields (``worker.crm.records``).
 _RECORDS: dict[type, tuple[RecordKind, Callable[[Any], dict[str, Any]]]] = {
     CreateTask: ("task", task_fields), DraftEmail: ("email_draft", draft_fields),
@@ -133,28 +139,50 @@ class LocalCrm:
     def apply(self, changes: Sequence[EventChange]) -> list[WinbackError | None]:
         now = _now_text()  # one transaction, one moment
         with self._lock, self._errors("write"):
-            results = self._transaction(changes, now, isolated=False)
-            if any(results):  # a change was refused: again, each change in its own savepoint
-                results = self._transaction(changes, now, isolated=True)
-        return results
+            if self._batch(changes, now):
+                return [None] * len(changes)
+            # A change was refused: again, each change in its own savepoint.
+            return self._transaction(changes, now)
 
-    def _transaction(self, changes: Sequence[EventChange], now: str,
-                     isolated: bool) -> list[WinbackError | None]:
-        """Apply ``changes`` in one transaction; not ``isolated``, the first refused change rolls
-        it all back (its error is then the last result).
+    def _batch(self, changes: Sequence[EventChange], now: str) -> bool:
+        """Write ``changes`` in one transaction, one statement per table (``_Rows``); False, all
+        rolled back, when a change is refused.
 
         Savepoints cost SQLite more than the writes they guard (a statement journal per event),
         and a refusal (a plan conflict, a broken constraint) is rare: so a batch is first
-        written without them, and only a batch with a refused change is written again with one
-        savepoint per change, which keeps the others'."""
+        written without them, and only a batch with a refused change is written again by
+        ``_transaction``, with one savepoint per change, which keeps the others'."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = _Rows(self, now, self._applied(changes))
+            for change in changes:
+                rows.add(change)
+            rows.flush()
+        except (PlanConflictError, sqlite3.IntegrityError):
+            self._db.execute("ROLLBACK")
+            return False
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return True
+
+    def _applied(self, changes: Sequence[EventChange]) -> set[str]:
+        """The events of ``changes`` already in the ledger: applied before, written again never."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted({c.event_id for c in changes}), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT event_id FROM ledger WHERE event_id IN ({marks})", chunk)  # noqa: S608
+            found.update(event_id for (event_id,) in rows)
+        return found
+
+    def _transaction(self, changes: Sequence[EventChange], now: str) -> list[WinbackError | None]:
+        """Apply ``changes`` in one transaction, each in its own savepoint: a refused change
+        leaves the others written."""
         results: list[WinbackError | None] = []
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            for change in changes:
-                results.append(self._apply_one(change, now, isolated))
-                if results[-1] is not None and not isolated:
-                    self._db.execute("ROLLBACK")
-                    return results
+            results = [self._apply_one(change, now) for change in changes]
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -165,11 +193,9 @@ class LocalCrm:
         """Any owner text will do: the embedded CRM has no users to look up (see handlers.owners)."""
         return rules
 
-    def _apply_one(self, change: EventChange, now: str, isolated: bool) -> WinbackError | None:
-        # No users, accounts or managers here: a relation with nobody known is the worker itself.
-        change = fit_change(assign_owners(change, People()))  # Salesforce's lengths, here too
-        if isolated:
-            self._db.execute("SAVEPOINT change")
+    def _apply_one(self, change: EventChange, now: str) -> WinbackError | None:
+        change = _fitted(change)
+        self._db.execute("SAVEPOINT change")
         try:
             kept = outbox_json([Outgoing.of(p) for p in change.publishes])
             inserted = self._db.execute(
@@ -179,55 +205,43 @@ class LocalCrm:
                 for action in change.writes:
                     self._write(action, now)
         except PlanConflictError as exc:
-            return self._undo(exc, isolated)
+            return self._undo(exc)
         except sqlite3.IntegrityError as exc:
-            error = CrmRejectedError(f"local CRM refused event {change.event_id}: {exc}")
-            return self._undo(error, isolated)
-        if isolated:
-            self._db.execute("RELEASE change")
+            return self._undo(CrmRejectedError(f"local CRM refused event {change.event_id}: {exc}"))
+        self._db.execute("RELEASE change")
         return None
 
-    def _undo(self, error: WinbackError, isolated: bool) -> WinbackError:
-        if isolated:  # else the whole transaction is rolled back
-            self._db.execute("ROLLBACK TO change")
-            self._db.execute("RELEASE change")
+    def _undo(self, error: WinbackError) -> WinbackError:
+        self._db.execute("ROLLBACK TO change")
+        self._db.execute("RELEASE change")
         return error
 
     def _write(self, action: Action, now: str) -> None:
         if isinstance(action, SavePlan):
-            plan = action.plan
-            claimed = self._db.execute(
-                LEDGER_INSERT, (revision_marker(plan), REVISION_MARKER_TYPE, plan.account_id, now, None)
-            ).rowcount
-            if not claimed:
-                raise PlanConflictError(
-                    f"plan {plan.key} was saved by another worker since it was read "
-                    f"(revision {plan.revision} is taken)")
-            self._db.execute(
-                "INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                "stage = excluded.stage, state = excluded.state, updated_at = excluded.updated_at",
-                (plan.key, plan.account_id, plan.seq, plan.stage, plan.model_dump_json(), now),
-            )
+            marker, plan = _plan_rows(action, now)
+            if not self._db.execute(LEDGER_INSERT, marker).rowcount:
+                raise _conflict(action)
+            self._db.execute(PLAN_UPSERT, plan)
         elif isinstance(action, SetCheckInStatus):
-            for key in action.keys:
-                row = self._db.execute(
-                    "SELECT fields FROM records WHERE kind = 'checkin' AND key = ?", (key,)
-                ).fetchone()
-                if row:
-                    fields = checkin_update(json.loads(row[0]), action)
-                    fields["subject"] = fit(fields["subject"], STANDARD_LIMITS[("Event", "Subject")])
-                    self._db.execute(
-                        "UPDATE records SET fields = ? WHERE kind = 'checkin' AND key = ?",
-                        (json.dumps(fields), key),
-                    )
+            self.set_status(action)
         elif isinstance(action, PublishEvent):
             return
         else:
-            kind, fields_of = _RECORDS[type(action)]
-            self._db.execute(
-                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?)",
-                (kind, action.key, action.account_id, json.dumps(fields_of(action)), now),
-            )
+            self._db.execute(RECORD_INSERT, _record_row(action, now))
+
+    def set_status(self, action: SetCheckInStatus) -> None:
+        """Each check-in ``action`` names, as the Salesforce adapter changes its Event."""
+        for key in action.keys:
+            row = self._db.execute(
+                "SELECT fields FROM records WHERE kind = 'checkin' AND key = ?", (key,)
+            ).fetchone()
+            if row:
+                fields = checkin_update(json.loads(row[0]), action)
+                fields["subject"] = fit(fields["subject"], STANDARD_LIMITS[("Event", "Subject")])
+                self._db.execute(
+                    "UPDATE records SET fields = ? WHERE kind = 'checkin' AND key = ?",
+                    (fields_json(fields), key),
+                )
 
     def complete_task(self, key: str, at: datetime) -> None:
         """Mark task ``key`` done at ``at``, as its owner would in a CRM (the demo and tests)."""
@@ -302,3 +316,79 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 def _now_text() -> str:
     return iso(datetime.now(UTC)) or ""
+
+
+class _Rows:
+    """A batch's rows per table, in the order the changes make them, each table's written with
+    one ``executemany``: the same rows, in the same order, as one ``_write`` per action.
+
+    A check-in's status is read from its record, so what is collected is written before it. A
+    revision already claimed, or a broken constraint, raises: the batch is then written again
+    change by change (``LocalCrm._transaction``), which tells whose change it was."""
+
+    def __init__(self, crm: LocalCrm, now: str, applied: set[str]) -> None:
+        self._crm, self._now = crm, now
+        self._applied = applied  # events in the ledger, or earlier in this batch: skipped
+        self._ledger: list[tuple[str, str, str, str, str | None]] = []
+        self._plans: list[tuple[str, str, int, str, str, str]] = []
+        self._records: list[tuple[str, str, str, str, str]] = []
+
+    def add(self, change: EventChange) -> None:
+        if change.event_id in self._applied:
+            return
+        self._applied.add(change.event_id)
+        change = _fitted(change)
+        kept = outbox_json([Outgoing.of(p) for p in change.publishes])
+        self._ledger.append((change.event_id, change.event_type, change.account_id, self._now, kept))
+        for action in change.writes:
+            if isinstance(action, SavePlan):
+                marker, plan = _plan_rows(action, self._now)
+                self._ledger.append(marker)
+                self._plans.append(plan)
+            elif isinstance(action, SetCheckInStatus):
+                self.flush()
+                self._crm.set_status(action)
+            elif not isinstance(action, PublishEvent):
+                self._records.append(_record_row(action, self._now))
+
+    def flush(self) -> None:
+        db = self._crm._db
+        if self._ledger and db.executemany(LEDGER_INSERT, self._ledger).rowcount != len(self._ledger):
+            raise PlanConflictError("a revision this batch claims is taken")  # found per change next
+        db.executemany(PLAN_UPSERT, self._plans)
+        db.executemany(RECORD_INSERT, self._records)
+        self._ledger, self._plans, self._records = [], [], []
+
+
+_NOBODY = People()  # no users, accounts or managers here: a relation with nobody is the worker
+
+
+def _fitted(change: EventChange) -> EventChange:
+    return fit_change(assign_owners(change, _NOBODY))  # Salesforce's lengths, here too
+
+
+def _plan_rows(action: SavePlan, now: str) -> tuple[tuple[str, str, str, str, None],
+                                                     tuple[str, str, int, str, str, str]]:
+    """The revision claim in the ledger, and the plan's row."""
+    plan = action.plan
+    marker = (revision_marker(plan), REVISION_MARKER_TYPE, plan.account_id, now, None)
+    return marker, (plan.key, plan.account_id, plan.seq, plan.stage, plan.model_dump_json(), now)
+
+
+def _conflict(action: SavePlan) -> PlanConflictError:
+    plan = action.plan
+    return PlanConflictError(f"plan {plan.key} was saved by another worker since it was read "
+                             f"(revision {plan.revision} is taken)")
+
+
+def _record_row(action: CreateTask | DraftEmail | ScheduleCheckIn | AddToCampaign | CreateCase,
+                now: str) -> tuple[str, str, str, str, str]:
+    kind, fields_of = _RECORDS[type(action)]
+    return (kind, action.key, action.account_id, fields_json(fields_of(action)), now)
+
+
+def fields_json(fields: dict[str, Any]) -> str:
+    """A record's fields as stored: compact JSON by orjson, or as ``json.dumps`` wrote them where
+    orjson would write otherwise (a NaN, a lone surrogate: see ``json_text``)."""
+    fast = fast_json(fields)
+    return fast.decode() if fast is not None else json.dumps(fields)

@@ -2,14 +2,13 @@
 
 Request bodies and replies go through orjson, the largest JSON the worker makes and reads (a
 write's graphs, about 9 KB per event, and their answers); whatever orjson would treat otherwise
-than the standard library goes through the standard library, as before (see ``_json_bytes`` and
+than the standard library goes through the standard library, as before (see ``json_text`` and
 ``_Salesforce``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
+from worker.crm.json_text import fast_json
 from worker.crm.salesforce_auth import Credentials, Token
 from worker.crm.salesforce_errors import CLIENT_ERRORS, SessionExpiredError, from_exception
 from worker.crm.salesforce_limits import ApiAllowance
@@ -29,7 +29,6 @@ from worker.crm.salesforce_limits import ApiAllowance
 T = TypeVar("T")
 JSON_HEADERS = {"Content-Type": "application/json"}  # simple-salesforce sends it too; said here
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_SCALARS = frozenset({str, int, bool, type(None)})  # written alike by orjson and the stdlib
 _UTF8 = frozenset({"", "utf-8", "utf8"})  # a reply's declared encoding (lower case) orjson reads
 
 
@@ -166,45 +165,15 @@ class _Salesforce(Salesforce):
 
 def _json_bytes(body: Any) -> bytes:
     """The request body as requests' ``json=`` would send it, compact, in UTF-8: a write's graphs
-    are the largest text the worker makes, and encoding them shows in its CPU.
-
-    orjson writes NaN and infinity as null, and writes some types the stdlib refuses (an enum, a
-    UUID, a datetime): so only a body of JSON's own types with finite numbers goes to orjson
-    (``_plain``); any other, or one orjson refuses (a lone surrogate, an integer over 64 bits, a
-    key that is not text), is written by the stdlib, which refuses exactly what it refused."""
-    if _plain(body):
-        try:
-            return orjson.dumps(body)
-        except orjson.JSONEncodeError:
-            pass
+    are the largest text the worker makes, and encoding them shows in its CPU. orjson writes it
+    where it writes what the stdlib writes (``fast_json``); the stdlib refuses what it refused."""
+    fast = fast_json(body)
+    if fast is not None:
+        return fast
     try:
         return _ENCODER.encode(body).encode()
     except ValueError as exc:  # NaN or infinity: refused as requests refuses it, converted alike
         raise requests.exceptions.InvalidJSONError(exc) from exc
-
-
-def _plain(body: Any) -> bool:
-    """Whether ``body`` holds only dicts, lists, tuples, text, integers, booleans, None and finite
-    floats, of exactly those types (no subclasses); a container of scalars only is checked in C."""
-    stack = [body]
-    while stack:
-        value = stack.pop()
-        kind = type(value)
-        if kind is dict:
-            items = value.values()
-        elif kind is list or kind is tuple:
-            items = value
-        elif kind is float:
-            if not math.isfinite(value):
-                return False
-            continue
-        elif kind in _SCALARS:
-            continue
-        else:
-            return False
-        if not _SCALARS.issuperset(map(type, items)):
-            stack.extend(items)
-    return True
 
 
 def _attempt(sf: Salesforce, fn: Callable[[Salesforce], T], what: str) -> T:
