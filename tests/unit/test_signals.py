@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def test_sigterm_stops_the_worker_while_it_is_blocked_writing_a_log_line() -> No
         if not reader.is_alive():
             os.close(read_end)
     assert returncode == 0, received[-2000:].decode(errors="replace")
-    assert b'"signal": "SIGTERM", "event": "stop_requested"' in received
+    assert re.search(rb'"signal":\s*"SIGTERM",\s*"event":\s*"stop_requested"', received)
 
 
 def _read_all(fd: int, into: bytearray) -> None:
