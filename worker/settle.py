@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+import orjson
 import pika
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
@@ -29,6 +30,20 @@ if TYPE_CHECKING:  # for the annotation only: worker.partitions imports ack_all 
     from worker.partitions import Partitions
 
 ATTEMPTS_HEADER = "x-winback-attempts"
+
+
+# Datetimes and dataclasses are refused as json refuses them, not written in orjson's own way.
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def json_body(payload: dict[str, Any]) -> bytes:
+    """An outgoing event's body: compact JSON by orjson (a timer or two per event, each a
+    ``json.dumps`` before); what orjson refuses (an int past 64 bits, a key that is not a string)
+    is written by ``json.dumps``, as before, and what neither can write raises as before."""
+    try:
+        return orjson.dumps(payload, option=_STRICT)
+    except orjson.JSONEncodeError:
+        return json.dumps(payload).encode()
 
 
 def unflushed(channel: BlockingChannel) -> Channel:
@@ -66,8 +81,9 @@ class Settler:
         self._parking_queue, self._topology, self._metrics = parking_queue, topology, metrics
         self._partitions, self._on_pause = partitions, on_pause
         self._log = structlog.get_logger("winback.consumer")
-        # Each says whether the delivery is acked (a paused one is kept unacknowledged).
-        self._settlers: dict[type, Callable[[Delivery, Any, dict[str, Any]], bool]] = {
+        # Each logs on the logger given and says whether the delivery is acked (a paused one is
+        # kept unacknowledged).
+        self._settlers: dict[type, Callable[[Any, Delivery, Any, dict[str, Any]], bool]] = {
             Ack: self._settle_ack, Retry: self._settle_retry, Park: self._settle_park,
             Pause: self._settle_pause}
         # The copy of the message a disposition sends before the ack: (queue, extra headers).
@@ -84,9 +100,11 @@ class Settler:
         if sent:
             publisher.tx_commit()  # the one flush of what the batch published
         # Each line carries the result's fields as a bound logger would, without binding one
-        # per message (a call's own fields win over the result's, as over bound ones).
+        # per message (a call's own fields win over the result's, as over bound ones). One
+        # logger for the batch: the lazy one from ``get_logger`` would build one per line.
+        log = self._log.bind()
         acked = [delivery.message.tag for delivery, result in zip(deliveries, results, strict=True)
-                 if self._settlers[type(result.disposition)](delivery, result, result.log)]
+                 if self._settlers[type(result.disposition)](log, delivery, result, result.log)]
         self._partitions.ack(channel, acked, stopping=stopping)  # after the commit, one flush
 
     def _send(self, publisher: BlockingChannel, delivery: Delivery, result: Result, now: datetime) -> int:
@@ -97,7 +115,7 @@ class Settler:
             # Outgoing events go to the exchange; timers to the delay tier they wait in next.
             exchange, routing_key = self._topology.route(event, now)
             queue.basic_publish(
-                exchange, routing_key, json.dumps(event.payload).encode(),
+                exchange, routing_key, json_body(event.payload),
                 pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                      message_id=event.message_id, type=event.routing_key,
                                      headers=account_headers(event.payload)))
@@ -122,32 +140,36 @@ class Settler:
             "x-winback-parked-at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
-    def _settle_ack(self, _delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
+    def _settle_ack(self, log: Any, _delivery: Delivery, result: Result,
+                    fields: dict[str, Any]) -> bool:
         for suppression in result.suppressed:
-            self._log.info("action_suppressed", **(fields | {
+            log.info("action_suppressed", **(fields | {
                 "action": suppression.action, "key": suppression.key,
                 "rule_id": suppression.rule_id, "reason": suppression.reason}))
             self._metrics.suppressed_action(suppression.action)
         self._metrics.count(result.signals)
-        self._log.info("event_handled", **fields)
+        log.info("event_handled", **fields)
         self._metrics.settled("handled")
         return True
 
-    def _settle_retry(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
+    def _settle_retry(self, log: Any, delivery: Delivery, result: Result,
+                      fields: dict[str, Any]) -> bool:
         retry: Retry = result.disposition  # type: ignore[assignment]  # the table picked Retry
         attempts = delivery.message.attempts + int(retry.spends_attempt)
-        self._log.warning("event_retry_scheduled", **(fields | {
+        log.warning("event_retry_scheduled", **(fields | {
             "delay": retry.delay, "attempt": attempts, "held_back": not retry.spends_attempt}))
         self._metrics.settled("retried")
         return True
 
-    def _settle_park(self, _delivery: Delivery, result: Result, fields: dict[str, Any]) -> bool:
+    def _settle_park(self, log: Any, _delivery: Delivery, result: Result,
+                     fields: dict[str, Any]) -> bool:
         park: Park = result.disposition  # type: ignore[assignment]  # the table picked Park
-        self._log.error("event_parked", **(fields | {"reason": park.reason}))
+        log.error("event_parked", **(fields | {"reason": park.reason}))
         self._metrics.settled("parked")
         return True
 
-    def _settle_pause(self, _delivery: Delivery, result: Result, _fields: dict[str, Any]) -> bool:
+    def _settle_pause(self, _log: Any, _delivery: Delivery, result: Result,
+                      _fields: dict[str, Any]) -> bool:
         """Kept unacknowledged (no attempt spent), and consumption pauses: handing the partitions
         back returns it to its queue ahead of the account's later events (a nack now would put it
         behind them). One line is logged by the pause, not one per message."""
