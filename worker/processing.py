@@ -16,11 +16,11 @@ the backlog through the retry queues.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,11 +59,45 @@ class Batching:
     lanes: int = 1
 
 
+class _Inbox:
+    """A lane's deliveries in arrival order: put in a group at a time (what one turn of the I/O
+    loop received), taken out a batch at a time. A queue per delivery took a lock and woke the
+    lane for each one."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[Delivery] = deque()
+        self._changed = threading.Condition(threading.Lock())
+
+    def put(self, deliveries: Sequence[Delivery]) -> None:
+        with self._changed:
+            self._waiting.extend(deliveries)
+            self._changed.notify()
+
+    def wait(self, count: int, timeout: float) -> int:
+        """Wait up to ``timeout`` until ``count`` deliveries wait; returns how many do."""
+        with self._changed:
+            if timeout > 0:
+                self._changed.wait_for(lambda: len(self._waiting) >= count, timeout)
+            return len(self._waiting)
+
+    def take(self, count: int) -> list[Delivery]:
+        """The first ``count`` deliveries (fewer if fewer wait), oldest first."""
+        with self._changed:
+            waiting = self._waiting
+            return [waiting.popleft() for _ in range(min(count, len(waiting)))]
+
+    def take_all(self) -> list[Delivery]:
+        with self._changed:
+            taken = list(self._waiting)
+            self._waiting.clear()
+            return taken
+
+
 class _Lane:
     """One thread, one inbox: the batches of the accounts that hash here, one after another."""
 
     def __init__(self, index: int, owner: ProcessingLanes) -> None:
-        self.inbox: queue.Queue[Delivery] = queue.Queue()
+        self.inbox = _Inbox()
         self._owner = owner
         self.backoff = 0.0
         self.thread = threading.Thread(target=self._work, name=f"winback-lane-{index}", daemon=True)
@@ -98,23 +132,17 @@ class _Lane:
         if owner.holding.is_set():  # a stop still handles what was received (the session)
             owner.closed.wait(0.1)
             return []
+        waiting = self.inbox.wait(1, 0.2)
+        if not waiting:
+            return []
+        size, wait = batch_limits(waiting, owner.batching.size, owner.batching.wait)
+        self.inbox.wait(size, wait)
         batch: list[Delivery] = []
-        try:
-            first = self.inbox.get(timeout=0.2)
-        except queue.Empty:
-            return batch
-        if first.generation == owner.generation:
-            batch.append(first)
-        size, wait = batch_limits(self.inbox.qsize() + 1, owner.batching.size, owner.batching.wait)
-        deadline = time.monotonic() + wait
-        while len(batch) < size:
-            timeout = deadline - time.monotonic()
-            try:
-                delivery = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
-            except queue.Empty:
+        while len(batch) < size:  # deliveries of an earlier connection are dropped, not counted
+            taken = self.inbox.take(size - len(batch))
+            if not taken:
                 break
-            if delivery.generation == owner.generation:
-                batch.append(delivery)
+            batch += [d for d in taken if d.generation == owner.generation]
         return batch
 
 
@@ -171,21 +199,23 @@ class ProcessingLanes:
         """Start no more batches until the next ``begin``; the ones started run to the end."""
         self.holding.set()
 
-    def submit(self, delivery: Delivery) -> None:
-        """Main thread: route by account, so an account's events never overtake each other."""
-        index = lane_of(delivery, len(self._lanes)) if len(self._lanes) > 1 else 0
-        self._lanes[index].inbox.put(delivery)
+    def submit(self, deliveries: Sequence[Delivery]) -> None:
+        """Main thread: route by account, so an account's events never overtake each other;
+        each lane gets its share of ``deliveries`` in one go, in their order."""
+        lanes = len(self._lanes)
+        if lanes == 1:
+            self._lanes[0].inbox.put(deliveries)
+            return
+        shares: list[list[Delivery]] = [[] for _ in range(lanes)]
+        for delivery in deliveries:
+            shares[lane_of(delivery, lanes)].append(delivery)
+        for lane, share in zip(self._lanes, shares, strict=True):
+            if share:
+                lane.inbox.put(share)
 
     def unstarted(self) -> list[Delivery]:
         """Take back every delivery no batch has started, so the session can release them."""
-        taken: list[Delivery] = []
-        for lane in self._lanes:
-            while True:
-                try:
-                    taken.append(lane.inbox.get_nowait())
-                except queue.Empty:
-                    break
-        return taken
+        return [d for lane in self._lanes for d in lane.inbox.take_all()]
 
     def close(self, timeout: float) -> None:
         """Let each lane finish the batch in hand (within ``timeout`` overall) and end."""

@@ -92,6 +92,7 @@ class AmqpSession:
         self._params = connection_parameters(settings)
         self._settled = threading.Condition()  # guards _in_flight; never taken by a signal handler
         self._in_flight = 0
+        self._arrived: list[Delivery] = []  # this I/O-loop turn's deliveries, for the lanes
         self._paused = threading.Event()
         self._draining = threading.Event()
         self._generation = 0
@@ -209,6 +210,7 @@ class AmqpSession:
             self._processing.begin(self._generation)
             with self._settled:
                 self._in_flight = 0
+            self._arrived = []
             self._connection, self._channel = connection, channel
             self._publisher = publisher
             self._metrics.connected.set(1)
@@ -229,8 +231,7 @@ class AmqpSession:
     def _loop(self, connection: BlockingConnection, channel: BlockingChannel,
               exit_when_idle: float | None) -> None:
         while not self._stop.stopping() and not self._paused.is_set():
-            connection.process_data_events(time_limit=LOOP_TICK)
-            self._loop_at = time.monotonic()
+            self._turn(connection, LOOP_TICK)
             self._partitions.tick(channel, self._on_partition)
             if exit_when_idle is not None and self._idle_for(channel, exit_when_idle):
                 self._log.info("queue_drained")
@@ -263,18 +264,31 @@ class AmqpSession:
                 "name exists with other settings: restore them (WINBACK_DELIVERY_LIMIT, "
                 "WINBACK_RETRY_DELAYS...) or delete it") from exc
 
-    def _on_message(self, generation: int, _channel: BlockingChannel, method: Any, props: Any,
-                    body: bytes) -> None:
-        self._partitions.received(method.consumer_tag, method.delivery_tag)
-        headers = dict(props.headers or {})
-        attempts = int(headers.get(ATTEMPTS_HEADER, 0) or 0)
-        message = Message(method.delivery_tag, method.routing_key, body, attempts)
+    def _turn(self, connection: BlockingConnection, time_limit: float) -> None:
+        """One turn of the I/O loop: frames in and out, results settled, then what arrived meanwhile
+        handed to the lanes in one go (a group per lane, not a hand-over per delivery)."""
+        connection.process_data_events(time_limit=time_limit)
+        self._loop_at = time.monotonic()
+        arrived = self._arrived
+        if not arrived:
+            return
+        self._arrived = []
         with self._settled:
             if self._in_flight == 0:
-                self._busy_since = time.monotonic()
-            self._in_flight += 1
-        self._last_activity = time.monotonic()
-        self._processing.submit(Delivery(generation, message, headers))
+                self._busy_since = self._loop_at
+            self._in_flight += len(arrived)
+        self._last_activity = self._loop_at
+        self._processing.submit(arrived)
+
+    def _on_message(self, generation: int, _channel: BlockingChannel, method: Any, props: Any,
+                    body: bytes) -> None:
+        """Called by ``process_data_events`` for each delivery: kept for the end of the turn."""
+        tag = method.delivery_tag
+        self._partitions.received(method.consumer_tag, tag)
+        headers = props.headers or {}  # decoded for this delivery alone: no copy needed
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0) or 0)
+        message = Message(tag, method.routing_key, body, attempts)
+        self._arrived.append(Delivery(generation, message, headers))
 
     def _idle_for(self, channel: BlockingChannel, seconds: float) -> bool:
         if self._in_flight or time.monotonic() - self._last_activity < seconds:
@@ -300,8 +314,7 @@ class AmqpSession:
         deadline = time.monotonic() + self._settings.grace_period
         for cancel in (True, False):  # and once more after the cancel, for late deliveries
             while self._in_flight > 0 and time.monotonic() < deadline:
-                connection.process_data_events(time_limit=0.05)
-                self._loop_at = time.monotonic()
+                self._turn(connection, 0.05)
             if cancel:
                 self._partitions.cancel_all(channel)
         handled = self._partitions.ack_withheld(channel)
@@ -318,8 +331,7 @@ class AmqpSession:
             held += self._processing.unstarted()  # deliveries still arriving are kept too
             if self._in_flight <= len(held) or time.monotonic() >= deadline:
                 break
-            connection.process_data_events(time_limit=0.1)
-            self._loop_at = time.monotonic()
+            self._turn(connection, 0.1)
         unfinished = self._in_flight - len(held)
         self._count_settled(self._in_flight)  # the close returns them all to the broker
         self._partitions.forget_unsettled()
