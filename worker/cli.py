@@ -43,7 +43,7 @@ def run(exit_when_idle: float | None) -> None:
     """Consume events and write the next steps into the CRM until SIGTERM/SIGINT."""
     settings = _settings_or_exit()
     logs.configure(settings.log_format, settings.log_level)
-    from worker.app import build_app
+    from worker.app import build_app, tune_collector
     from worker.signals import stop_on_signals
 
     try:
@@ -53,6 +53,7 @@ def run(exit_when_idle: float | None) -> None:
         sys.exit(2)
 
     stop_on_signals(app.stop)
+    tune_collector()
     try:
         app.run(exit_when_idle)
     except ConfigError as exc:
