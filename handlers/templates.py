@@ -101,7 +101,9 @@ class Templates:
 
     def _render(self, html: bool, source: str, context: Mapping[str, Any], name: str) -> str:
         try:
-            template = self._compile(html, source)
+            template = self._compiled[html].get(source)  # type: ignore[attr-defined]
+            if template is None:
+                template = self._compile(html, source)
             return template if isinstance(template, str) else template.render(context)
         except TemplateError as exc:
             raise RuleError(f"{name}: {exc}") from exc
