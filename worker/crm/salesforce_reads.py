@@ -263,6 +263,8 @@ def _plan(row: dict[str, Any]) -> Plan:
     try:
         plan = Plan.model_validate_json(row["State_Json__c"])
         # Owners pause a plan by ticking Paused__c; the worker's own state never overrides them.
-        return plan.model_copy(update={"paused": bool(row.get("Paused__c"))})
+        # A copy only when the two differ: nearly always they agree, and a copy costs.
+        paused = bool(row.get("Paused__c"))
+        return plan if plan.paused is paused else plan.model_copy(update={"paused": paused})
     except (ValueError, ValidationError) as exc:
         raise CrmRejectedError(f"Winback plan {row.get(sf.PLAN_KEY)} holds no valid state: {exc}") from exc
