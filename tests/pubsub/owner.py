@@ -9,9 +9,8 @@ from tests.sfserver import SalesforceServer
 
 def owner_edits(org: SalesforceServer, sobject: str, record_id: str, values: dict[str, Any]) -> None:
     """The owner (Winback_Owner permission set) edits ``record_id``. The test org models only the
-    integration user, who may read these fields but not edit them, so this writes the row directly
-    and reports the commit, as Salesforce's change data capture would."""
+    integration user, who may read these fields but not edit them, so this edits the row past the
+    API's checks and reports the commit, as Salesforce's change data capture would."""
     with org.org.transaction() as tx:
-        before = org.org.tables[sobject][record_id]
-        org.org.tables[sobject][record_id] = {**before, **values}
+        before = org.org.edit(sobject, record_id, values)
         tx.changes.append(("UPDATE", sobject, {**before, **values}, list(values)))

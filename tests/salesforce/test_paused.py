@@ -21,7 +21,7 @@ def test_a_plan_is_paused_exactly_when_its_owner_ticked_paused(
     saved = plan(account).model_copy(update={"paused": state})
     assert crm.apply([EventChange("evt-p", "test.event", account, (SavePlan(saved),))]) == [None]
     (row,) = server.records(sf.PLAN)
-    server.org.tables[sf.PLAN][row["Id"]] = {**row, "Paused__c": ticked}  # the owner's edit
+    server.org.edit(sf.PLAN, row["Id"], {"Paused__c": ticked})  # the owner's edit
     loaded = crm.load([account], []).plans[account]
     assert loaded.paused is ticked
     assert loaded == saved.model_copy(update={"paused": ticked})

@@ -11,7 +11,7 @@ from handlers.actions import EventChange, SavePlan
 from tests.salesforce.changes import lapse, plan
 from tests.sfserver import salesforce_crm
 from tests.sfserver.org import SfError
-from tests.sfserver.soql import parse
+from tests.sfserver.soql import parse, run
 from worker.crm.salesforce import SalesforceCrm
 
 ADAPTER = sorted((Path(__file__).resolve().parents[2] / "worker" / "crm").glob("salesforce*.py"))
@@ -81,3 +81,37 @@ def test_the_test_org_reads_the_soql_subset_the_adapter_writes(soql: str, where:
 def test_the_test_org_refuses_soql_it_does_not_know_as_malformed(soql: str) -> None:
     with pytest.raises(SfError, match="MALFORMED_QUERY"):
         parse(soql)
+
+
+def test_a_query_by_a_unique_field_finds_what_a_scan_of_the_table_finds(tmp_path: Path) -> None:
+    # The test org reads External IDs by their index; a query's rows and their order must be the
+    # scan's whatever the conditions: missing and repeated values, other conditions beside, a
+    # row written again (which moves it to the end of its table), a value no row holds.
+    with salesforce_crm(tmp_path) as (server, crm):
+        assert crm.apply([lapse(n) for n in range(6)]) == [None] * 6
+        org = server.org
+        tasks = org.rows("Task")
+        moved = tasks[1]["Id"]
+        with org.transaction() as tx:
+            org.update(tx, "Task", moved, {"Subject": "written again"})
+        keys = [row["Winback_Key__c"] for row in tasks]
+        quoted = ", ".join(f"'{k}'" for k in [keys[4], keys[1], "nobody", keys[4], keys[0]])
+        queries = [
+            f"SELECT Id, Subject FROM Task WHERE Winback_Key__c IN ({quoted})",
+            f"SELECT Id FROM Task WHERE Winback_Key__c = '{keys[2]}'",
+            f"SELECT Id FROM Task WHERE Subject = 'written again' AND Winback_Key__c IN ({quoted})",
+            f"SELECT Id FROM Task WHERE Winback_Key__c IN ({quoted}) ORDER BY Subject DESC",
+            "SELECT Id FROM Task WHERE Winback_Key__c = 'nobody'",
+            "SELECT Id FROM Task WHERE Winback_Key__c = null",
+            "SELECT Id, Plan_Key__c FROM Winback_Plan__c",
+        ]
+        for text in queries:
+            query = parse(text)
+            obj = org.schema[query.sobject]
+            with org.lock:
+                indexed = run(query, org.candidates(obj, query.where), set(obj.fields))
+                scanned = run(query, list(org.tables[obj.name].values()), set(obj.fields))
+            assert indexed == scanned, text
+        first = parse(queries[0])
+        found = org.candidates(org.schema["Task"], first.where)
+        assert [row["Id"] for row in found] == [tasks[0]["Id"], tasks[4]["Id"], moved]

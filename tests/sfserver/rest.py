@@ -106,8 +106,8 @@ class Rest:
         obj = self.org.schema[parsed.sobject]
         if self.org.strict_ids:
             _check_ids(parsed, obj)
-        with self.org.lock:  # run reads the rows in place (no copy of the table per query)
-            rows = soql.run(parsed, list(self.org.tables[obj.name].values()), set(obj.fields))
+        with self.org.lock:  # run reads the rows in place (no copy of a row per query)
+            rows = soql.run(parsed, self.org.candidates(obj, parsed.where), set(obj.fields))
         records = [{"attributes": {"type": obj.name, "url": f"{self.base}/sobjects/{obj.name}/"
                                    f"{row.get('Id', '')}"}, **row} for row in rows]
         return self._first_page(records)
