@@ -72,79 +72,22 @@ _CHECKS: Mapping[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def _check(name: str, test_name: str, actual: Any, expected: Any) -> bool:
-    return bool(_CHECKS[test_name](actual, expected))
-
-
-def _field_test(name: str, test: Test, context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
-    actual = context.get(name)
-    shown = "missing" if actual is None else repr(actual)
-    for test_name in test.model_fields_set:
-        key = "in" if test_name == "in_" else test_name
-        raw = getattr(test, test_name)
-        if key == "exists":
-            if (actual is not None) != raw:
-                return Verdict(False, f"{name} is {shown}, expected it {'' if raw else 'not '}to exist")
-            continue
-        if key == "between":
-            expected: Any = (_resolve(raw[0], settings), _resolve(raw[1], settings))
-        else:
-            expected = _resolve(raw, settings)
-        if not _check(name, key, actual, expected):
-            if key == "between":
-                expected_text = f"{_shown(raw[0], expected[0])} and {_shown(raw[1], expected[1])}"
-            else:
-                expected_text = _shown(raw, expected)
-            return Verdict(False, f"{name} is {shown}, not {key.replace('_', ' ')} {expected_text}")
-    return Verdict(True, f"{name} is {shown}")
-
-
 def evaluate(condition: Condition | None, context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
-    """Evaluate ``condition``; on failure the reason names the first test that failed."""
-    if condition is None:
-        return Verdict(True, "no conditions")
-    if isinstance(condition, All):
-        return _all(condition.all, context, settings)
-    if isinstance(condition, Any_):
-        reasons = []
-        for part in condition.any:
-            verdict = evaluate(part, context, settings)
-            if verdict.holds:
-                return verdict
-            reasons.append(verdict.reason)
-        return Verdict(False, "none of: " + "; ".join(reasons))
-    if isinstance(condition, Not):
-        inner = evaluate(condition.not_, context, settings)
-        return Verdict(not inner.holds, ("not " if not inner.holds else "it is so that ") + inner.reason)
-    return _all([{k: v} for k, v in condition.items()], context, settings)
+    """Evaluate ``condition``; on failure the reason names the first test that failed. For a
+    condition evaluated again and again (a rule's ``when``), keep ``compiled(condition)``."""
+    return compiled(condition)(context, settings)
 
 
-def _all(parts: list[Condition], context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
-    reasons = []
-    for part in parts:
-        if isinstance(part, dict) and len(part) == 1:
-            ((name, test),) = part.items()
-            verdict = _field_test(name, test, context, settings)
-        else:
-            verdict = evaluate(part, context, settings)
-        if not verdict.holds:
-            return verdict
-        reasons.append(verdict.reason)
-    return Verdict(True, "; ".join(reasons) or "no conditions")
-
-
-# --- the same evaluation, worked out once per condition -------------------------------------
-# ``evaluate`` walks a condition's models on every call (which kind, which tests are set, which
-# values are settings); every rule is evaluated for every event of its type. ``compiled`` does
-# that walk once and returns a function giving exactly ``evaluate``'s verdict: the same tests in
-# the same order, the same reasons, the same KeyError for an unknown setting (when reached).
+# A condition is walked once (which kind, which tests are set, which values are settings) into a
+# function of the context: every rule is evaluated for every event of its type. A setting is
+# resolved when its test is reached, so an unknown one is a KeyError only where it matters.
 
 Evaluator = Callable[[Mapping[str, Any], RuleSettings], Verdict]
 _HOLDS = Verdict(True, "no conditions")
 
 
 def compiled(condition: Condition | None) -> Evaluator:
-    """``lambda context, settings: evaluate(condition, context, settings)``, walked once."""
+    """``condition`` as one function of the context and settings, giving its ``Verdict``."""
     if condition is None:
         return lambda context, settings: _HOLDS
     if isinstance(condition, All):
