@@ -136,9 +136,10 @@ def _compiled_all(parts: list[Condition]) -> Evaluator:
 
 
 def _compiled_field(name: str, test: Test) -> Evaluator:
-    # In the order ``_field_test`` goes through them: the set's own, which never changes.
+    # The tests set, in the order the model declares them: a set's own order changes with each
+    # process's string hashing, and so did which failed test a reason named.
     steps = tuple(("in" if test_name == "in_" else test_name, getattr(test, test_name))
-                  for test_name in test.model_fields_set)
+                  for test_name in type(test).model_fields if test_name in test.model_fields_set)
 
     def field(context: Mapping[str, Any], settings: RuleSettings) -> Verdict:
         actual = context.get(name)
