@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -407,7 +409,13 @@ def _full_id(value: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return _stamp(int(time.time()))
+
+
+@functools.lru_cache(maxsize=4)
+def _stamp(second: int) -> str:
+    """Salesforce's form of a moment, to the second: formatted once per second, not per record."""
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 def _datetime(name: str, value: Any) -> str:
@@ -418,4 +426,5 @@ def _datetime(name: str, value: Any) -> str:
                       f"VALUE_STRING value {value} for field {name}") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    # 2026-11-22T10:00:00.000+00:00 -> Salesforce's 2026-11-22T10:00:00.000+0000
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "+0000"

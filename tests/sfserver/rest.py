@@ -11,6 +11,8 @@ from tests.sfserver import soql
 from tests.sfserver.org import HALTED_MESSAGE, ID_PATTERN, Org, SfError, Transaction, not_found
 from tests.sfserver.schema import SObject
 
+_VERSION_OBJECT = itemgetter(3, 5)  # /services/data/<version>/sobjects/<object>/...
+
 MAX_SUBREQUESTS, MAX_GRAPHS, MAX_NODES, MAX_NODE_TYPES, MAX_GRAPH_FAILURES = 25, 75, 500, 15, 14
 Reply = tuple[int, Any]
 
@@ -189,7 +191,8 @@ class Rest:
     def _check_graph_limits(self, graphs: list[dict[str, Any]]) -> None:
         nodes = [n for g in graphs for n in g["compositeRequest"]]
         # Different nodes differ in method, API version or object (/services/data/vXX.X/sobjects/X).
-        kinds = {(n["method"], *itemgetter(3, 5)(urlsplit(n["url"]).path.split("/"))) for n in nodes}
+        kinds = {(n["method"], *_VERSION_OBJECT(n["url"].partition("?")[0].split("/", 6)))
+                 for n in nodes}
         ids = [g["graphId"] for g in graphs]
         for problem, bad in (
             (f"at most {MAX_GRAPHS} graphs per request", len(graphs) > MAX_GRAPHS),

@@ -74,7 +74,9 @@ class SalesforceCrm:
         if bundle is not None and not bundle.is_file():
             raise ConfigError(f"WINBACK_SALESFORCE_CA_BUNDLE: no such file: {bundle}")
         allowance = ApiAllowance(settings.salesforce_api_floor, sleep=sleep)
-        http = http_session(settings.salesforce_timeout, bundle, allowance)
+        # A connection kept open per lane: a smaller pool would close and reopen the surplus.
+        http = http_session(settings.salesforce_timeout, bundle, allowance,
+                            connections=settings.crm_concurrency)
         client = SalesforceClient(
             _credentials(settings), http, settings.salesforce_api_version, allowance
         )

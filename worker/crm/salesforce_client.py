@@ -39,8 +39,8 @@ class _Defaults(HTTPAdapter):
     requests lets ``REQUESTS_CA_BUNDLE`` from the environment override ``Session.verify``.
     """
 
-    def __init__(self, timeout: float, ca_bundle: Path | None) -> None:
-        super().__init__()
+    def __init__(self, timeout: float, ca_bundle: Path | None, connections: int) -> None:
+        super().__init__(pool_maxsize=connections)
         self._timeout = timeout
         self._ca_bundle = str(ca_bundle) if ca_bundle else None
 
@@ -59,10 +59,12 @@ class _Defaults(HTTPAdapter):
         )
 
 
-def http_session(timeout: float, ca_bundle: Path | None, allowance: ApiAllowance) -> requests.Session:
-    """A requests session whose every call has a timeout and reports API usage to ``allowance``."""
+def http_session(timeout: float, ca_bundle: Path | None, allowance: ApiAllowance,
+                 connections: int = 10) -> requests.Session:
+    """A requests session whose every call has a timeout and reports API usage to ``allowance``;
+    it keeps up to ``connections`` open for reuse (more may be open at once, then closed)."""
     session = requests.Session()
-    adapter = _Defaults(timeout, ca_bundle)
+    adapter = _Defaults(timeout, ca_bundle, connections)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.hooks["response"].append(allowance.on_response)
