@@ -62,6 +62,7 @@ class Row:
     cpu_ms: float | None = None
     server_cpu_s: float | None = None
     peak_rss_mib: float | None = None
+    call_ms: float | None = None  # at the test server, arrival to answer
 
     @property
     def rate(self) -> float:
@@ -208,7 +209,7 @@ def baseline(count: int, latency: float) -> Row:
     figures = server.figures
     return Row("(b) baseline: 32 threads, 1 call per record", count, elapsed,
                figures["api_calls"] / count, _in_flight(figures), 1000 * cpu / count,
-               figures["cpu_seconds"])
+               figures["cpu_seconds"], call_ms=figures["call_ms"])
 
 
 def _in_flight(figures: dict[str, Any]) -> str:
@@ -247,7 +248,7 @@ def worker_run(label: str, count: int, latency: float | None, rate: float | None
     row = Row(label, count, run.seconds, calls / count if calls else None,
               _in_flight(figures) if figures else "-",
               1000 * max(run.cpu_seconds - idle.cpu_seconds, 0.0) / count,
-              figures.get("cpu_seconds"), run.peak_rss_mib)
+              figures.get("cpu_seconds"), run.peak_rss_mib, figures.get("call_ms"))
     return row, run, stamps
 
 
@@ -294,15 +295,16 @@ def main() -> None:
 def _print(rows: list[Row], args: argparse.Namespace) -> None:
     ceiling_rate, baseline_rate, worker_rate = rows[0].rate, rows[1].rate, rows[2].rate
     print("| run | events | events/s | API calls/event | requests in flight mean / max | "
-          "CPU ms/event | peak RSS MiB | test server CPU s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "CPU ms/event | peak RSS MiB | test server CPU s | test server ms/call |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         calls = f"{r.api_calls:.3f}" if r.api_calls is not None else "-"
         cpu = f"{r.cpu_ms:.2f}" if r.cpu_ms is not None and r is not rows[0] else "-"
         server = f"{r.server_cpu_s:.1f}" if r.server_cpu_s is not None else "-"
         rss = f"{r.peak_rss_mib:.0f}" if r.peak_rss_mib is not None else "-"
+        call = f"{r.call_ms:.0f}" if r.call_ms is not None else "-"
         print(f"| {r.label} | {r.events} | {r.rate:.0f} | {calls} | {r.in_flight} | {cpu} | {rss} "
-              f"| {server} |")
+              f"| {server} | {call} |")
     print(f"\nworker ÷ baseline: {worker_rate / baseline_rate:.1f}x   "
           f"worker ÷ ceiling: {worker_rate / ceiling_rate:.3f}")
 

@@ -4,8 +4,10 @@ The org is strict, like Salesforce: it holds ``--accounts`` numbered accounts (`
 each with a contact (``contact_id``), owned by an active user, and the bench's events name only
 those. Prints one JSON line with what a client needs to log in, then serves until stdin closes. Each
 line read on stdin ends a part of the run, and closing stdin the last: for each part it prints one
-JSON line of figures: API calls, requests in flight (mean and max, sampled every 5 ms) and the CPU
-seconds this process used, in that part alone (so a worker's start-up run can be left out).
+JSON line of figures: API calls, the mean time from a call's arrival to its answer (the latency set
+plus the org's own work, which shares the machine's cores with the worker), requests in flight
+(mean and max, sampled every 5 ms) and the CPU seconds this process used, in that part alone (so a
+worker's start-up run can be left out).
 """
 
 from __future__ import annotations
@@ -70,11 +72,15 @@ class _Part:
     def __init__(self, server: SalesforceServer, samples: list[int]) -> None:
         self._server, self._samples = server, samples
         self._calls, self._sampled, self._cpu = server.api_calls, len(samples), _cpu_seconds()
+        self._answered, self._seconds = len(server.calls) - server.unanswered, server.answered_seconds
 
     def end(self) -> _Part:
         """Print this part's figures; the next part starts now."""
         busy = [s for s in self._samples[self._sampled:] if s] or [0]
+        answered = len(self._server.calls) - self._server.unanswered - self._answered
+        seconds = self._server.answered_seconds - self._seconds
         print(json.dumps({
+            "call_ms": 1000 * seconds / answered if answered else 0.0,
             "api_calls": self._server.api_calls - self._calls,
             "in_flight_mean": sum(busy) / len(busy), "in_flight_max": max(busy),
             "cpu_seconds": _cpu_seconds() - self._cpu,

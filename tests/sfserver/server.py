@@ -9,6 +9,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -102,6 +103,8 @@ class SalesforceServer:
         self.api_used, self.api_total = api_used, api_total
         self.calls: list[Call] = []
         self.unanswered = 0  # requests arrived and not answered yet (a dropped one stays counted)
+        self.answered_seconds = 0.0  # of the answered ones, arrival to answer, all together
+        self._arrivals: dict[int, float] = {}
         self.tokens: set[str] = set()
         self._stop = threading.Event()
         self.faults = Faults(self._stop)
@@ -166,6 +169,7 @@ class SalesforceServer:
         """Count a request as it arrives (a held one counts too); its status comes later."""
         with self._lock:
             self.calls.append(Call(method, path, 0))
+            self._arrivals[len(self.calls) - 1] = time.monotonic()
             self.unanswered += 1
             if path.startswith("/services/data/"):
                 self.api_used += 1
@@ -176,6 +180,7 @@ class SalesforceServer:
             call = self.calls[index]
             self.calls[index] = Call(call.method, call.path, status)
             self.unanswered -= 1
+            self.answered_seconds += time.monotonic() - self._arrivals.pop(index)
 
     def limit_info(self) -> str:
         with self._lock:
