@@ -216,8 +216,8 @@ class SalesforceServer:
 
 
 def _loads(raw: bytes) -> Any:
-    """orjson for speed; the standard library where orjson is stricter than JSON (a lone
-    surrogate's escape, which Salesforce reads)."""
+    """orjson for speed; the standard library wherever orjson refuses what it reads (a lone
+    surrogate's escape, an integer over 64 bits), so the org reads exactly what it read before."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -227,7 +227,7 @@ def _loads(raw: bytes) -> Any:
 def _dumps(body: Any) -> bytes:
     try:
         return orjson.dumps(body)
-    except TypeError:  # a lone surrogate: the standard library escapes it
+    except TypeError:  # a lone surrogate, a key that is not text: written as before
         return json.dumps(body).encode()
 
 
