@@ -102,9 +102,8 @@ class SalesforceServer:
         self.api_version = api_version
         self.api_used, self.api_total = api_used, api_total
         self.calls: list[Call] = []
-        self.unanswered = 0  # requests arrived and not answered yet (a dropped one stays counted)
-        self.answered_seconds = 0.0  # of the answered ones, arrival to answer, all together
-        self._arrivals: dict[int, float] = {}
+        self.answered_seconds = 0.0  # of the answered calls, arrival to answer, all together
+        self._arrivals: dict[int, float] = {}  # call index -> arrival, until it is answered
         self.tokens: set[str] = set()
         self._stop = threading.Event()
         self.faults = Faults(self._stop)
@@ -170,7 +169,6 @@ class SalesforceServer:
         with self._lock:
             self.calls.append(Call(method, path, 0))
             self._arrivals[len(self.calls) - 1] = time.monotonic()
-            self.unanswered += 1
             if path.startswith("/services/data/"):
                 self.api_used += 1
             return len(self.calls) - 1
@@ -179,8 +177,12 @@ class SalesforceServer:
         with self._lock:
             call = self.calls[index]
             self.calls[index] = Call(call.method, call.path, status)
-            self.unanswered -= 1
             self.answered_seconds += time.monotonic() - self._arrivals.pop(index)
+
+    @property
+    def unanswered(self) -> int:
+        """Requests arrived and not answered yet (a dropped connection's stays counted)."""
+        return len(self._arrivals)
 
     def limit_info(self) -> str:
         with self._lock:
